@@ -1,0 +1,2 @@
+//! In-memory adapters for fast unit tests of the domain. Never a substitute for the
+//! integration tests against the emulator.

@@ -1,0 +1,3 @@
+//! Adapters: the ports implemented for real backends, and in memory for unit tests.
+
+pub mod memory;

@@ -1,0 +1,1 @@
+//! Configuration from the environment (DESIGN §7). TODO

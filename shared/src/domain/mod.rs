@@ -1,0 +1,8 @@
+//! Domain rules. Nothing in here imports an AWS SDK type.
+
+pub mod cost;
+pub mod object;
+pub mod path;
+pub mod request;
+pub mod state;
+pub mod storage;

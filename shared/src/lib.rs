@@ -1,0 +1,14 @@
+//! Shared library of the Glacier restore service.
+//!
+//! Hexagonal layout: [`domain`] holds the rules (planning, cost, tally, path mapping) and knows
+//! no AWS type; [`ports`] are the traits the domain needs from the outside world; [`adapters`]
+//! implement them for AWS (S3, DynamoDB, SES), SMTP, Kubernetes, and in memory for unit tests.
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod ports;
+pub mod telemetry;
+
+pub use error::{Error, Result};

@@ -1,0 +1,9 @@
+//! Ports: what the domain needs from the outside world, as traits. Adapters implement them.
+
+mod dispatcher;
+mod mailer;
+mod object_store;
+
+pub use dispatcher::{DispatchRequest, DispatchStatus, Dispatcher};
+pub use mailer::{Mail, Mailer};
+pub use object_store::ObjectStore;

@@ -1,0 +1,114 @@
+//! Test support for the integration tests: one moto server per test process and SDK clients
+//! pointed at it.
+//!
+//! When `MOTO_ENDPOINT` is set (as `make test` does), that server is used. Otherwise the
+//! process starts its own `moto_server` from `./.venv` (run `scripts/emulator.sh install` once)
+//! on a free loopback port; it is stopped when the test process exits (its stdin closes).
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Root of the workspace (parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Endpoint of the emulator for this test process, starting it on first use.
+pub fn moto_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| match std::env::var("MOTO_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => endpoint,
+        _ => start_moto(),
+    })
+}
+
+fn start_moto() -> String {
+    let server = workspace_root().join(".venv/bin/moto_server");
+    assert!(
+        server.exists(),
+        "{} is missing: run `scripts/emulator.sh install` (or `make test`)",
+        server.display()
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The shell keeps moto alive while our stdin pipe is open and kills it when we exit.
+    let script = format!(
+        "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid",
+        server.display()
+    );
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start moto_server");
+    // Leak the child's stdin on purpose: it closes only when this process ends.
+    std::mem::forget(child);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    wait_ready(&endpoint);
+    endpoint
+}
+
+fn wait_ready(endpoint: &str) {
+    let address = endpoint.trim_start_matches("http://").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(mut stream) = std::net::TcpStream::connect(&address) {
+            use std::io::Write;
+            let _ = write!(stream, "GET /moto-api/ HTTP/1.0\r\nHost: {address}\r\n\r\n");
+            let mut head = [0u8; 12];
+            if stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("moto_server at {endpoint} did not become ready in 30 s");
+}
+
+/// SDK configuration for the emulator: fixed test credentials, us-east-1.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "integration-tests",
+        ))
+        .load()
+        .await
+}
+
+/// S3 client for the emulator (path-style addressing, as moto on loopback needs).
+pub async fn s3_client() -> aws_sdk_s3::Client {
+    let config = aws_config().await;
+    let s3 = aws_sdk_s3::config::Builder::from(&config)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// A name unique within this test process run, for buckets and tables.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}

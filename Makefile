@@ -13,3 +13,32 @@ test: emulator ## unit + integration tests (starts its own emulator)
 	cargo test --workspace --no-fail-fast
 
 .PHONY: help emulator test
+
+FUNCTIONS := restore-api restore-fanout restore-events restore-finalizer restore-sweeper
+VENV_BIN := $(CURDIR)/.venv/bin
+SAM_BIN := $(CURDIR)/.venv-sam/bin
+
+build: ## release zips of every Lambda (arm64, cargo-lambda) in target/lambda/<function>/
+	scripts/tools.sh lambda
+	PATH="$(VENV_BIN):$$PATH" cargo lambda build --release --arm64 --output-format zip \
+		$(foreach f,$(FUNCTIONS),-p $(f))
+	@for f in $(FUNCTIONS); do \
+		z=$$(ls "$${CARGO_TARGET_DIR:-target}/lambda/$$f/bootstrap.zip"); \
+		printf '%-20s %8d bytes\n' "$$f" "$$(stat -c %s "$$z")"; done
+
+lint: ## cfn-lint + sam validate on template.yaml, rustfmt and clippy on the code
+	scripts/tools.sh sam
+	$(SAM_BIN)/cfn-lint template.yaml
+	$(SAM_BIN)/sam validate --lint --template template.yaml
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+deploy: ## sam build + sam deploy (first time: make deploy GUIDED=1)
+	scripts/tools.sh lambda
+	scripts/tools.sh sam
+	PATH="$(VENV_BIN):$$PATH" $(SAM_BIN)/sam build --beta-features
+	$(SAM_BIN)/sam deploy $(if $(GUIDED),--guided,)
+
+deploy-latest: deploy ## the seed's name for deploying the current main
+
+.PHONY: build lint deploy deploy-latest

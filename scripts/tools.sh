@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Build and deploy tools in project-local virtualenvs (nothing global, idempotent):
+#   scripts/tools.sh lambda   cargo-lambda + ziglang into ./.venv (cross-builds arm64 zips)
+#   scripts/tools.sh sam      aws-sam-cli + cfn-lint into ./.venv-sam (own venv: SAM pins an
+#                             older boto3 than moto wants)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+ensure_venv() {
+  [ -x "$1/bin/pip" ] || python3 -m venv "$1"
+}
+
+case "${1:-}" in
+  lambda)
+    ensure_venv "$root/.venv"
+    if [ ! -x "$root/.venv/bin/cargo-lambda" ]; then
+      echo "tools: installing cargo-lambda and ziglang into .venv" >&2
+      "$root/.venv/bin/pip" install --quiet --disable-pip-version-check cargo-lambda ziglang
+    fi
+    rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$' \
+      || rustup target add aarch64-unknown-linux-gnu
+    ;;
+  sam)
+    ensure_venv "$root/.venv-sam"
+    if [ ! -x "$root/.venv-sam/bin/sam" ] || [ ! -x "$root/.venv-sam/bin/cfn-lint" ]; then
+      echo "tools: installing aws-sam-cli and cfn-lint into .venv-sam" >&2
+      "$root/.venv-sam/bin/pip" install --quiet --disable-pip-version-check aws-sam-cli cfn-lint
+    fi
+    ;;
+  *) echo "usage: $0 lambda|sam" >&2; exit 2 ;;
+esac

@@ -1,3 +1,5 @@
 //! Adapters: the ports implemented for real backends, and in memory for unit tests.
 
+#[cfg(feature = "kube")]
+pub mod kube;
 pub mod memory;

@@ -518,3 +518,61 @@ async fn host_path_defaults_to_the_requests_local_base() {
         "invalid requests never reach the API"
     );
 }
+
+/// The settings `k8s/job-template.yaml` documents.
+fn template_config() -> KubeDispatchConfig {
+    let vars: HashMap<&str, &str> = HashMap::from([
+        ("KUBE_NAMESPACE", "default"),
+        ("WORKER_IMAGE", "ghcr.io/example/restore-worker:latest"),
+        ("BASE_PATH", "/assets"),
+        ("WORKER_AWS_SECRET", "restore-worker-aws"),
+        ("WORKER_SERVICE_ACCOUNT", "restore-worker"),
+        ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ("WORKER_CONCURRENCY", "8"),
+    ]);
+    KubeDispatchConfig::from_lookup(|name| vars.get(name).map(|v| v.to_string()))
+        .unwrap()
+        .unwrap()
+}
+
+fn template_request() -> DispatchRequest {
+    DispatchRequest {
+        job_id: "3f2a8c1e-0d4b-4a59-9a55-0c9d2e7f1b6a".into(),
+        project_id: "4711".into(),
+        manifest_uri: "s3://restore-manifests/3f2a8c1e-0d4b-4a59-9a55-0c9d2e7f1b6a/report.json"
+            .into(),
+        local_base: "/srv/media/Projects/4711/Assets/".into(),
+    }
+}
+
+fn yaml(path: &str) -> Value {
+    let text = std::fs::read_to_string(integration_tests::workspace_root().join(path)).unwrap();
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[tokio::test]
+async fn the_documented_job_template_is_what_the_shim_sends() {
+    let fake = FakeApi::start().await;
+    let dispatcher = KubeDispatcher::new(fake.client(), template_config());
+    dispatcher.dispatch(&template_request()).await.unwrap();
+    let sent = fake.requests()[0].2.clone().unwrap();
+    if std::env::var_os("PRINT_JOB").is_some() {
+        println!("{}", serde_json::to_string_pretty(&sent).unwrap());
+    }
+    assert_eq!(yaml("k8s/job-template.yaml"), sent);
+}
+
+#[test]
+fn the_role_allows_exactly_what_the_shim_needs() {
+    let role = yaml("k8s/job-creator-role.yaml");
+    assert_eq!(role["kind"], "Role");
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": ["batch"], "resources": ["jobs"],
+                "verbs": ["create", "get", "list", "watch", "delete"]}])
+    );
+    let binding = yaml("k8s/job-creator-rolebinding.yaml");
+    assert_eq!(binding["kind"], "RoleBinding");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+}

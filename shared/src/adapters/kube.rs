@@ -20,6 +20,7 @@ use ::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use ::kube::api::{Api, PostParams};
 use async_trait::async_trait;
 
+pub use crate::ports::job_name;
 use crate::ports::{CopyPhase, CopyStatus, DispatchRequest, DispatchStatus, Dispatcher};
 use crate::{Error, Result};
 
@@ -181,41 +182,6 @@ fn parse_var<T: std::str::FromStr>(
         .transpose()
 }
 
-/// The Kubernetes Job name of a restore job: `restore-<id>`, a valid DNS label (at most 63
-/// lowercase alphanumerics and `-`), the same for the same id every time. Ids that are not
-/// already clean labels get a hash suffix so two ids never share a name after sanitising.
-pub fn job_name(job_id: &str) -> String {
-    let mut clean = String::with_capacity(job_id.len());
-    for c in job_id.chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_alphanumeric() {
-            clean.push(c);
-        } else if !clean.ends_with('-') {
-            clean.push('-');
-        }
-    }
-    let clean = clean.trim_matches('-');
-    let plain = format!("restore-{clean}");
-    if clean == job_id && plain.len() <= MAX_NAME {
-        return plain;
-    }
-    let suffix = format!("{:016x}", fnv1a64(job_id.as_bytes()));
-    let room = MAX_NAME - "restore-".len() - 1 - suffix.len();
-    let head = clean[..clean.len().min(room)].trim_end_matches('-');
-    if head.is_empty() {
-        format!("restore-{suffix}")
-    } else {
-        format!("restore-{head}-{suffix}")
-    }
-}
-
-/// FNV-1a: a stable (across builds and platforms) hash for name suffixes; not for security.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME
@@ -274,6 +240,15 @@ impl KubeDispatcher {
             .await
             .map_err(|e| Error::Config(format!("Kubernetes client configuration: {e}")))?;
         Ok(Self::new(client, config))
+    }
+
+    /// The dispatcher of a function's cold start: `None` when `KUBE_NAMESPACE` is unset (no
+    /// on-premises copy), an error naming the variable when the settings are wrong.
+    pub async fn from_env() -> Result<Option<Self>> {
+        match KubeDispatchConfig::from_env()? {
+            Some(config) => Ok(Some(Self::infer(config).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The settings the Jobs are built from.
@@ -605,40 +580,6 @@ impl Dispatcher for KubeDispatcher {
 mod tests {
     use super::*;
     use std::collections::HashMap;
-
-    #[test]
-    fn job_name_is_plain_for_clean_ids() {
-        assert_eq!(job_name("01hx3k9z"), "restore-01hx3k9z");
-        assert_eq!(
-            job_name("3f2a8c1e-0d4b-4a59-9a55-0c9d2e7f1b6a"),
-            "restore-3f2a8c1e-0d4b-4a59-9a55-0c9d2e7f1b6a"
-        );
-    }
-
-    #[test]
-    fn job_name_is_a_deterministic_dns_label_for_any_id() {
-        let ids = [
-            "01HX3K9Z",
-            "Project_42/Job 7",
-            "--",
-            "ü",
-            &"x".repeat(200),
-            "a.b",
-            "a-b",
-        ];
-        for id in ids {
-            let name = job_name(id);
-            assert!(is_dns_label(&name), "{id:?} gave {name:?}");
-            assert_eq!(name, job_name(id), "not deterministic for {id:?}");
-        }
-        // Ids that sanitise alike still get distinct names.
-        assert_ne!(job_name("A_b"), job_name("a-b"));
-        assert_ne!(job_name("a.b"), job_name("a-b"));
-        assert_ne!(
-            job_name(&format!("{}1", "x".repeat(100))),
-            job_name(&format!("{}2", "x".repeat(100)))
-        );
-    }
 
     #[test]
     fn label_values_are_valid() {

@@ -354,6 +354,7 @@ async fn unsafe_keys_and_missing_objects_fail_without_writing_anything_else() {
     std::fs::create_dir(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, f.base.join("link")).unwrap();
     f.put("link/through.txt", b"evil".to_vec()).await;
+    f.put("link/sub/deeper.txt", b"evil".to_vec()).await;
     let manifest = f
         .report(&[
             ("fine.txt", 2, "restored"),
@@ -361,6 +362,7 @@ async fn unsafe_keys_and_missing_objects_fail_without_writing_anything_else() {
             ("/etc/evil", 4, "restored"),
             ("a/../../b.txt", 4, "restored"),
             ("link/through.txt", 4, "restored"),
+            ("link/sub/deeper.txt", 4, "restored"),
             ("missing/object.bin", 10, "restored"),
         ])
         .await;
@@ -374,6 +376,7 @@ async fn unsafe_keys_and_missing_objects_fail_without_writing_anything_else() {
             "../escape.txt",
             "/etc/evil",
             "a/../../b.txt",
+            "link/sub/deeper.txt",
             "link/through.txt",
             "missing/object.bin"
         ]
@@ -388,6 +391,7 @@ async fn unsafe_keys_and_missing_objects_fail_without_writing_anything_else() {
             .clone()
     };
     assert!(reason("link/through.txt").contains("outside BASE_PATH"));
+    assert!(reason("link/sub/deeper.txt").contains("outside BASE_PATH"));
     assert!(
         reason("missing/object.bin").contains("NoSuchKey"),
         "{}",

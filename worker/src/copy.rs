@@ -187,7 +187,18 @@ impl Copier {
                         std::os::unix::fs::chown(&dir, self.owner_uid, self.owner_gid)?;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    // Never descend through a symlink that leads out of BASE_PATH (creating
+                    // directories there would already be writing outside).
+                    let real = tokio::fs::canonicalize(&dir).await?;
+                    if !real.starts_with(&self.base) {
+                        return Err(std::io::Error::other(format!(
+                            "{} resolves to {}, outside BASE_PATH",
+                            dir.display(),
+                            real.display()
+                        )));
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }

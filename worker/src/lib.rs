@@ -2,6 +2,7 @@
 //! every restored object to `BASE_PATH/<key>`, in parallel, streaming, never overwriting, and
 //! resumable after a crash. Runs as the entrypoint of the Job the kube shim creates.
 
+pub mod aws;
 pub mod config;
 pub mod copy;
 pub mod plan;
@@ -13,6 +14,9 @@ use shared::{Error, Result};
 
 pub use config::{S3Location, WorkerConfig};
 pub use copy::{Copier, Outcome};
+
+/// How often a long run logs its progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One object the worker could not copy, or would not overwrite.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -132,15 +136,17 @@ pub async fn run(s3: &aws_sdk_s3::Client, config: &WorkerConfig) -> Result<Summa
     tracing::info!(job_id = %job_id, objects = plan.items.len(), concurrency = config.concurrency, "copy started");
 
     let copier = &copier;
-    let outcomes: Vec<_> = futures::stream::iter(plan.items)
+    let total = plan.items.len();
+    let mut outcomes = futures::stream::iter(plan.items)
         .map(|item| async move {
             let outcome = copier.copy(&item).await;
             (item, outcome)
         })
-        .buffer_unordered(config.concurrency)
-        .collect()
-        .await;
-    for (item, outcome) in outcomes {
+        .buffer_unordered(config.concurrency);
+    let mut done = 0usize;
+    let mut last_progress = std::time::Instant::now();
+    while let Some((item, outcome)) = outcomes.next().await {
+        done += 1;
         let problem = |reason: String| Problem {
             bucket: item.bucket.clone(),
             key: item.key.clone(),
@@ -164,6 +170,11 @@ pub async fn run(s3: &aws_sdk_s3::Client, config: &WorkerConfig) -> Result<Summa
                 tracing::error!(job_id = %job_id, bucket = %item.bucket, key = %item.key, reason = %reason, "copy failed");
                 summary.failed.push(problem(reason));
             }
+        }
+        // Long copies say how far they are, at most every 30 s.
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = std::time::Instant::now();
+            tracing::info!(job_id = %job_id, done, total, bytes_copied = summary.bytes_copied, "copy progress");
         }
     }
     summary.copied.sort();

@@ -13,14 +13,7 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return fatal(&e),
     };
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    // S3-compatible stores on premises usually need path-style addressing.
-    let path_style = std::env::var("S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1");
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&aws)
-            .force_path_style(path_style)
-            .build(),
-    );
+    let s3 = restore_worker::aws::s3_client_from_env().await;
     match run(&s3, &config).await {
         Ok(summary) => {
             println!("{}", serde_json::to_string(&summary).unwrap_or_default());

@@ -205,3 +205,24 @@ async fn killed_mid_copy_then_rerun_completes() {
     assert!(parts_in(&dir).is_empty());
     assert!(std::fs::read(dir.join("big.bin")).unwrap() == big);
 }
+
+#[tokio::test]
+async fn aws_role_arn_is_assumed_before_copying() {
+    let setup = Setup::new(&[("p/a.txt", b"alpha".to_vec())], &["p/a.txt"]).await;
+    let output = setup
+        .command()
+        .env(
+            "AWS_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/restore-worker",
+        )
+        .env("RUST_LOG", "aws_config=debug,warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(summary(&output)["copied"], json!(["p/a.txt"]));
+    assert!(
+        stdout.contains("obtained assumed credentials"),
+        "no sign of the role being assumed: {stdout}"
+    );
+}

@@ -198,12 +198,34 @@ async fn killed_mid_copy_then_rerun_completes() {
         "nothing under the final name"
     );
 
-    let (code, summary) = setup.run();
-    assert_eq!(code, 0, "{summary}");
+    // The resumed run, watching its peak memory while it copies.
+    let mut child = setup.command().spawn().unwrap();
+    let mut peak_kib = 0;
+    while child.try_wait().unwrap().is_none() {
+        peak_kib = peak_kib.max(peak_rss_kib(child.id()).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let output = child.wait_with_output().unwrap();
+    let summary = summary(&output);
+    assert_eq!(output.status.code(), Some(0), "{summary}");
     assert_eq!(summary["copied"], json!(["p/big.bin"]));
     assert_eq!(summary["stale_parts_removed"], 1);
     assert!(parts_in(&dir).is_empty());
     assert!(std::fs::read(dir.join("big.bin")).unwrap() == big);
+    // Streaming: the 64 MiB object never sat in the worker's memory.
+    assert!(peak_kib > 0, "peak memory not observed");
+    assert!(
+        peak_kib < 40 * 1024,
+        "the worker peaked at {} MiB copying a 64 MiB object",
+        peak_kib / 1024
+    );
+}
+
+/// Peak resident set (`VmHWM`) of a running process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The on-premises copy worker against moto: real GetObject streams into a temporary BASE_PATH.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -221,6 +221,15 @@ fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
+fn set_mtime(path: &Path, time: SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+}
+
 fn keys(problems: &[restore_worker::Problem]) -> Vec<&str> {
     problems.iter().map(|p| p.key.as_str()).collect()
 }
@@ -313,6 +322,19 @@ async fn existing_files_are_skipped_when_identical_and_reported_when_different()
     std::fs::write(f.path("shorter.txt"), b"short").unwrap();
     std::fs::write(f.path("multi same.bin"), &multipart).unwrap();
     std::fs::write(f.path("multi other.bin"), &edited).unwrap();
+    // Old files (an editor's, not the worker's): content decides, never the clock.
+    for key in [
+        "same.txt",
+        "other.txt",
+        "shorter.txt",
+        "multi same.bin",
+        "multi other.bin",
+    ] {
+        set_mtime(
+            &f.path(key),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000),
+        );
+    }
 
     let summary = f.run(&manifest).await;
     assert!(!summary.is_success(), "conflicts must fail the run");
@@ -570,4 +592,43 @@ async fn a_bad_report_or_base_path_is_a_clear_error_and_nothing_is_written() {
     );
 
     assert!(files_under(&f.base).is_empty(), "nothing written");
+}
+
+#[tokio::test]
+async fn a_rerun_trusts_size_and_time_unless_a_checksum_is_asked_for() {
+    let f = Fixture::new().await;
+    f.put("clip.mov", b"original".to_vec()).await;
+    let manifest = f.report(&[("clip.mov", 8, "restored")]).await;
+    assert_eq!(f.run(&manifest).await.copied, ["clip.mov"]);
+    let head =
+        f.s3.head_object()
+            .bucket(&f.bucket)
+            .key("clip.mov")
+            .send()
+            .await
+            .unwrap();
+    let written = std::fs::metadata(f.path("clip.mov"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let object_secs = head.last_modified().unwrap().secs() as u64;
+    assert_eq!(
+        written
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        object_secs,
+        "the copy carries the object's modification time"
+    );
+
+    // Same size and time but other bytes: the quick check (like rsync's) takes it as done...
+    std::fs::write(f.path("clip.mov"), b"tampered").unwrap();
+    set_mtime(&f.path("clip.mov"), written);
+    assert_eq!(f.run(&manifest).await.skipped, ["clip.mov"]);
+    // ...WORKER_CHECKSUM=true compares content and reports it, without overwriting.
+    let mut config = f.config(manifest.clone());
+    config.checksum = true;
+    let summary = run(&f.s3, &config).await.unwrap();
+    assert_eq!(keys(&summary.conflicts), ["clip.mov"]);
+    assert_eq!(std::fs::read(f.path("clip.mov")).unwrap(), b"tampered");
 }

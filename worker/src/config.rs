@@ -57,6 +57,9 @@ pub struct WorkerConfig {
     pub owner_gid: Option<u32>,
     /// When set (`JOB_ID`), the report must be this job's: guards against a mixed-up manifest.
     pub expected_job_id: Option<String>,
+    /// `WORKER_CHECKSUM=true`: compare the content of every existing file, even one whose size
+    /// and modification time match the object's.
+    pub checksum: bool,
 }
 
 impl WorkerConfig {
@@ -69,6 +72,7 @@ impl WorkerConfig {
             owner_uid: None,
             owner_gid: None,
             expected_job_id: None,
+            checksum: false,
         }
     }
 
@@ -128,6 +132,15 @@ impl WorkerConfig {
         config.owner_uid = parse(&get, "FILE_OWNER_UID")?;
         config.owner_gid = parse(&get, "FILE_OWNER_GID")?;
         config.expected_job_id = get("JOB_ID");
+        config.checksum = match get("WORKER_CHECKSUM").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "WORKER_CHECKSUM must be true or false, got {other:?}"
+                )))
+            }
+        };
         Ok(config)
     }
 }

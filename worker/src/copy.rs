@@ -44,6 +44,8 @@ pub struct Copier {
     base: PathBuf,
     owner_uid: Option<u32>,
     owner_gid: Option<u32>,
+    /// Compare the content of existing files even when size and modification time match.
+    checksum: bool,
 }
 
 /// Why one attempt at a download failed.
@@ -67,7 +69,15 @@ impl Copier {
             base,
             owner_uid,
             owner_gid,
+            checksum: false,
         }
+    }
+
+    /// Always compare content of existing files (`WORKER_CHECKSUM=true`), instead of trusting
+    /// a file whose size and modification time match the object's (what this worker writes).
+    pub fn with_checksum(mut self, checksum: bool) -> Self {
+        self.checksum = checksum;
+        self
     }
 
     fn chowning(&self) -> bool {
@@ -134,9 +144,7 @@ impl Copier {
             Err(e) => return Outcome::Failed(format!("resolving {}: {e}", dir.display())),
         }
         match tokio::fs::symlink_metadata(&dest).await {
-            Ok(meta) if meta.is_file() => {
-                return self.compare_existing(item, &dest, meta.len()).await
-            }
+            Ok(meta) if meta.is_file() => return self.compare_existing(item, &dest, &meta).await,
             Ok(_) => {
                 return Outcome::Conflict("destination exists and is not a regular file".into())
             }
@@ -227,6 +235,9 @@ impl Copier {
                 }
             })?;
         let expected_len = response.content_length().map(|n| n.max(0) as u64);
+        let modified = response
+            .last_modified()
+            .and_then(|t| std::time::SystemTime::try_from(*t).ok());
         let expected_md5 = md5_etag(
             response.e_tag(),
             response.server_side_encryption().map(|s| s.as_str()),
@@ -257,9 +268,15 @@ impl Copier {
             written += chunk.len() as u64;
         }
         writer.flush().await.map_err(local)?;
-        let file = writer.into_inner();
-        file.sync_all().await.map_err(local)?;
-        drop(file);
+        let file = writer.into_inner().into_std().await;
+        if let Some(modified) = modified {
+            // The object's time: lets a rerun recognise the file without reading it again.
+            file.set_modified(modified).map_err(local)?;
+        }
+        tokio::task::spawn_blocking(move || file.sync_all())
+            .await
+            .map_err(|e| AttemptError::Permanent(format!("syncing {}: {e}", part.display())))?
+            .map_err(local)?;
         if let Some(expected) = expected_len {
             if written != expected {
                 return Err(AttemptError::Transient(format!(
@@ -300,21 +317,19 @@ impl Copier {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 // Someone else wrote it meanwhile: judge it like any existing file.
                 let _ = tokio::fs::remove_file(part).await;
-                let len = tokio::fs::metadata(dest)
+                let meta = tokio::fs::metadata(dest)
                     .await
-                    .map_err(|e| local("inspecting", e))?
-                    .len();
-                return Ok(self.compare_existing(item, dest, len).await);
+                    .map_err(|e| local("inspecting", e))?;
+                return Ok(self.compare_existing(item, dest, &meta).await);
             }
             Err(_) => {
                 // File systems without hard links: rename, after checking (small race window).
                 if tokio::fs::symlink_metadata(dest).await.is_ok() {
                     let _ = tokio::fs::remove_file(part).await;
-                    let len = tokio::fs::metadata(dest)
+                    let meta = tokio::fs::metadata(dest)
                         .await
-                        .map_err(|e| local("inspecting", e))?
-                        .len();
-                    return Ok(self.compare_existing(item, dest, len).await);
+                        .map_err(|e| local("inspecting", e))?;
+                    return Ok(self.compare_existing(item, dest, &meta).await);
                 }
                 tokio::fs::rename(part, dest)
                     .await
@@ -330,9 +345,17 @@ impl Copier {
         Ok(Outcome::Copied { bytes })
     }
 
-    /// Decides whether an existing destination already holds the object: size first, then the
-    /// MD5 when the ETag is one, else a streamed byte-by-byte comparison.
-    async fn compare_existing(&self, item: &CopyItem, dest: &Path, local_len: u64) -> Outcome {
+    /// Decides whether an existing destination already holds the object: size first; then, like
+    /// rsync's quick check, a modification time equal to the object's (the worker sets it on
+    /// every file it writes, so a resumed run doesn't re-read terabytes); else the MD5 when the
+    /// ETag is one, else a streamed byte-by-byte comparison.
+    async fn compare_existing(
+        &self,
+        item: &CopyItem,
+        dest: &Path,
+        local: &std::fs::Metadata,
+    ) -> Outcome {
+        let local_len = local.len();
         let head = match self
             .s3
             .head_object()
@@ -350,6 +373,16 @@ impl Copier {
             return Outcome::Conflict(format!(
                 "a different file exists ({local_len} bytes, the object has {remote_len})"
             ));
+        }
+        if !self.checksum {
+            let local_secs = local
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64);
+            if local_secs.is_some() && local_secs == head.last_modified().map(|t| t.secs()) {
+                return Outcome::Skipped;
+            }
         }
         let expected_md5 = md5_etag(
             head.e_tag(),

@@ -116,7 +116,8 @@ pub async fn run(s3: &aws_sdk_s3::Client, config: &WorkerConfig) -> Result<Summa
         })?;
     let job_id = report.job_id.clone();
     let plan = plan::plan(&report);
-    let copier = Copier::new(s3.clone(), base, config.owner_uid, config.owner_gid);
+    let copier = Copier::new(s3.clone(), base, config.owner_uid, config.owner_gid)
+        .with_checksum(config.checksum);
     let mut summary = Summary {
         job_id: job_id.clone(),
         base_path: config.base_path.display().to_string(),

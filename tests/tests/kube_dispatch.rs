@@ -283,6 +283,11 @@ async fn dispatch_creates_the_job_the_worker_needs() {
     let spec = &job["spec"];
     assert_eq!(spec["ttlSecondsAfterFinished"], 3600);
     assert_eq!(spec["backoffLimit"], 2);
+    assert_eq!(
+        spec["podFailurePolicy"]["rules"][0],
+        json!({"action": "FailJob", "onExitCodes": {
+            "containerName": "restore-worker", "operator": "In", "values": [2]}})
+    );
     let pod = &spec["template"]["spec"];
     assert_eq!(
         spec["template"]["metadata"]["labels"]["glacier-restore/project-id"],

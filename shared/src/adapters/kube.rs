@@ -9,7 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use ::k8s_openapi::api::batch::v1::{Job, JobSpec};
+use ::k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+};
 use ::k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvFromSource, EnvVar, HostPathVolumeSource,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
@@ -412,6 +415,7 @@ impl KubeDispatcher {
             spec: Some(JobSpec {
                 backoff_limit: Some(c.backoff_limit),
                 ttl_seconds_after_finished: Some(c.ttl_seconds_after_finished),
+                pod_failure_policy: Some(pod_failure_policy()),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
                         labels: Some(labels),
@@ -463,6 +467,34 @@ impl KubeDispatcher {
             ),
         };
         Error::upstream("kubernetes", message)
+    }
+}
+
+/// Exit code 2 of the worker means nothing could be attempted (configuration, unreadable
+/// report): retrying can't help, so the Job fails at once. A pod evicted or preempted
+/// (`DisruptionTarget`) doesn't use up `backoffLimit`: the next pod resumes the copy. Exit 1
+/// (some objects failed) is retried: a rerun skips what is done and retries the rest.
+fn pod_failure_policy() -> PodFailurePolicy {
+    PodFailurePolicy {
+        rules: vec![
+            PodFailurePolicyRule {
+                action: "FailJob".into(),
+                on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                    container_name: Some(CONTAINER_NAME.into()),
+                    operator: "In".into(),
+                    values: vec![2],
+                }),
+                ..PodFailurePolicyRule::default()
+            },
+            PodFailurePolicyRule {
+                action: "Ignore".into(),
+                on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                    type_: "DisruptionTarget".into(),
+                    status: "True".into(),
+                }]),
+                ..PodFailurePolicyRule::default()
+            },
+        ],
     }
 }
 

@@ -13,3 +13,7 @@ test: emulator ## unit + integration tests (starts its own emulator)
 	cargo test --workspace --no-fail-fast
 
 .PHONY: help emulator test
+
+worker-image: ## build the on-premises copy worker image (tag: $WORKER_IMAGE)
+	docker build -f worker/Dockerfile -t $${WORKER_IMAGE:-restore-worker:latest} .
+.PHONY: worker-image

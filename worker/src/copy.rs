@@ -224,9 +224,11 @@ impl Copier {
             .send()
             .await
             .map_err(|e| {
-                let permanent = e.as_service_error().is_some()
-                    || e.raw_response()
-                        .is_some_and(|r| r.status().is_client_error());
+                // 4xx (missing, not restored, denied) won't change; 429, 5xx and transport
+                // errors (after the SDK's own retries) might.
+                let permanent = e
+                    .raw_response()
+                    .is_some_and(|r| r.status().is_client_error() && r.status().as_u16() != 429);
                 let message = format!("GetObject: {}", DisplayErrorContext(&e));
                 if permanent {
                     AttemptError::Permanent(message)

@@ -212,6 +212,7 @@ fn config() -> KubeDispatchConfig {
         ("WORKER_BACKOFF_LIMIT", "2"),
         ("FILE_OWNER_UID", "1500"),
         ("FILE_OWNER_GID", "1600"),
+        ("WORKER_CHECKSUM", "true"),
     ]);
     KubeDispatchConfig::from_lookup(|name| vars.get(name).map(|v| v.to_string()))
         .unwrap()
@@ -314,6 +315,7 @@ async fn dispatch_creates_the_job_the_worker_needs() {
     assert_eq!(env["WORKER_CONCURRENCY"], "16");
     assert_eq!(env["FILE_OWNER_UID"], "1500");
     assert_eq!(env["FILE_OWNER_GID"], "1600");
+    assert_eq!(env["WORKER_CHECKSUM"], "true");
     for name in env.keys() {
         let upper = name.to_ascii_uppercase();
         assert!(

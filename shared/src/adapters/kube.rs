@@ -69,6 +69,8 @@ pub struct KubeDispatchConfig {
     /// `FILE_OWNER_UID` / `FILE_OWNER_GID` handed to the worker (chown of copied files).
     pub file_owner_uid: Option<u32>,
     pub file_owner_gid: Option<u32>,
+    /// `WORKER_CHECKSUM=true` handed to the worker (compare content of every existing file).
+    pub checksum: bool,
     /// `WORKER_TTL_SECONDS`: finished Jobs are deleted after this (default one day).
     pub ttl_seconds_after_finished: i32,
     /// `WORKER_BACKOFF_LIMIT`: pod retries before the Job fails (default 3).
@@ -90,6 +92,7 @@ impl KubeDispatchConfig {
             concurrency: None,
             file_owner_uid: None,
             file_owner_gid: None,
+            checksum: false,
             ttl_seconds_after_finished: 86_400,
             backoff_limit: 3,
         }
@@ -153,6 +156,7 @@ impl KubeDispatchConfig {
         config.concurrency = parse_var(&get, "WORKER_CONCURRENCY")?;
         config.file_owner_uid = parse_var(&get, "FILE_OWNER_UID")?;
         config.file_owner_gid = parse_var(&get, "FILE_OWNER_GID")?;
+        config.checksum = parse_var::<bool>(&get, "WORKER_CHECKSUM")?.unwrap_or(false);
         if let Some(ttl) = parse_var(&get, "WORKER_TTL_SECONDS")? {
             config.ttl_seconds_after_finished = ttl;
         }
@@ -180,7 +184,7 @@ fn parse_var<T: std::str::FromStr>(
     get(name)
         .map(|v| {
             v.parse::<T>()
-                .map_err(|_| Error::Config(format!("{name} {v:?} is not a valid number")))
+                .map_err(|_| Error::Config(format!("{name} {v:?} is not a valid value")))
         })
         .transpose()
 }
@@ -358,6 +362,9 @@ impl KubeDispatcher {
         }
         if let Some(gid) = c.file_owner_gid {
             env_vars.push(env("FILE_OWNER_GID", gid.to_string()));
+        }
+        if c.checksum {
+            env_vars.push(env("WORKER_CHECKSUM", "true"));
         }
         let env_from = c.aws_secret.as_ref().map(|secret| {
             vec![EnvFromSource {

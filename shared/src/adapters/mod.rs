@@ -1,3 +1,5 @@
 //! Adapters: the ports implemented for real backends, and in memory for unit tests.
 
 pub mod memory;
+pub mod ses;
+pub mod smtp;

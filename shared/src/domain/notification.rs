@@ -51,6 +51,46 @@ pub fn recipients<'a>(addresses: impl IntoIterator<Item = &'a str>) -> Vec<Strin
     out
 }
 
+/// Checks mail addresses before anything is sent: at least one, each a bare `local@domain`
+/// (no display name, spaces, separators or control characters that could smuggle in more
+/// recipients or headers). The mail services check deliverability; this catches bad input early
+/// with a clear error.
+pub fn validate_recipients(addresses: &[String]) -> crate::Result<()> {
+    if addresses.is_empty() {
+        return Err(crate::Error::validation(
+            "invalid_recipient",
+            "a mail needs at least one recipient",
+        ));
+    }
+    for address in addresses {
+        let bad = |why: &str| {
+            crate::Error::validation(
+                "invalid_recipient",
+                format!("{:?} is not a mail address: {why}", one_line(address)),
+            )
+        };
+        if address.len() > 254 {
+            return Err(bad("longer than 254 characters"));
+        }
+        if address
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || ",;<>\"()[]".contains(c))
+        {
+            return Err(bad("it contains spaces or separators"));
+        }
+        match address.split_once('@') {
+            Some((local, domain))
+                if !local.is_empty()
+                    && !domain.is_empty()
+                    && !domain.contains('@')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.') => {}
+            _ => return Err(bad("expected local@domain")),
+        }
+    }
+    Ok(())
+}
+
 /// Where the finalizer wrote the manifest files, as `s3://` URIs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ManifestLocation {
@@ -526,6 +566,29 @@ mod tests {
                 mail.body
             );
         }
+    }
+
+    #[test]
+    fn recipient_validation() {
+        let ok = |a: &str| validate_recipients(&[a.to_string()]).is_ok();
+        assert!(ok("ops@example.com"));
+        assert!(ok("first.last+tag@sub.example.co.uk"));
+        for bad in [
+            "",
+            "ops",
+            "@example.com",
+            "ops@",
+            "a@b@c",
+            "ops@example.com.",
+            "Ops <ops@example.com>",
+            "a@example.com,b@example.com",
+            "ops@example.com\r\nBcc: evil@example.com",
+        ] {
+            assert!(!ok(bad), "{bad:?} accepted");
+        }
+        let err = validate_recipients(&[]).unwrap_err();
+        assert_eq!(err.code(), "invalid_recipient");
+        assert_eq!(err.http_status(), 400);
     }
 
     #[test]

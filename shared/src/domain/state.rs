@@ -75,11 +75,14 @@ impl JobState {
     /// transition (writers use conditional updates to make repeats no-ops).
     pub fn can_transition_to(self, next: JobState) -> bool {
         use JobState::*;
-        match (self, next) {
-            (Planning, Restoring) => true,
-            (Planning | Restoring, Completed | CompletedWithErrors | Failed) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Planning, Restoring)
+                | (
+                    Planning | Restoring,
+                    Completed | CompletedWithErrors | Failed
+                )
+        )
     }
 
     /// The terminal state of a job whose objects are all settled: `completed` without
@@ -143,11 +146,11 @@ impl ObjectState {
     /// Whether an object may move from `self` to `next`; settled states are final.
     pub fn can_transition_to(self, next: ObjectState) -> bool {
         use ObjectState::*;
-        match (self, next) {
-            (Planned, Requested | Restored | NotNeeded | Failed) => true,
-            (Requested, Restored | NotNeeded | Failed) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Planned, Requested | Restored | NotNeeded | Failed)
+                | (Requested, Restored | NotNeeded | Failed)
+        )
     }
 }
 

@@ -3,3 +3,5 @@
 #[cfg(feature = "kube")]
 pub mod kube;
 pub mod memory;
+pub mod ses;
+pub mod smtp;

@@ -632,3 +632,197 @@ async fn a_rerun_trusts_size_and_time_unless_a_checksum_is_asked_for() {
     assert_eq!(keys(&summary.conflicts), ["clip.mov"]);
     assert_eq!(std::fs::read(f.path("clip.mov")).unwrap(), b"tampered");
 }
+
+/// A loopback stand-in for S3 (path-style GetObject/HeadObject only) that misbehaves the way
+/// networks and disks do, for the cases moto can't produce.
+mod flaky_s3 {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use futures::stream;
+    use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+    use hyper::body::{Bytes, Frame};
+    use hyper::{Request, Response};
+
+    /// How the object is served.
+    #[derive(Clone, Copy)]
+    pub enum Fault {
+        /// The first GET announces the full length but the connection drops halfway.
+        TruncateFirst,
+        /// Every GET carries an ETag that is not the content's MD5 (corruption in transit).
+        WrongEtag,
+    }
+
+    pub struct Server {
+        pub endpoint: String,
+        pub object_gets: Arc<AtomicUsize>,
+    }
+
+    pub async fn start(report: Vec<u8>, object: Vec<u8>, md5: String, fault: Fault) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let object_gets = Arc::new(AtomicUsize::new(0));
+        let gets = object_gets.clone();
+        let (report, object) = (Bytes::from(report), Bytes::from(object));
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (report, object, md5, gets) =
+                    (report.clone(), object.clone(), md5.clone(), gets.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<_>| {
+                        let response = if req.uri().path().ends_with("/report.json") {
+                            full(report.clone(), "\"report\"")
+                        } else {
+                            let n = gets.fetch_add(1, Ordering::SeqCst);
+                            match fault {
+                                Fault::TruncateFirst if n == 0 => truncated(object.clone()),
+                                Fault::TruncateFirst => full(object.clone(), &format!("\"{md5}\"")),
+                                Fault::WrongEtag => {
+                                    full(object.clone(), "\"00000000000000000000000000000000\"")
+                                }
+                            }
+                        };
+                        async move { Ok::<_, Infallible>(response) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        Server {
+            endpoint,
+            object_gets,
+        }
+    }
+
+    type Body = BoxBody<Bytes, std::io::Error>;
+
+    fn full(body: Bytes, etag: &str) -> Response<Body> {
+        Response::builder()
+            .header("content-length", body.len())
+            .header("etag", etag)
+            .header("last-modified", "Wed, 25 Nov 2026 03:00:00 GMT")
+            .body(Full::new(body).map_err(|never| match never {}).boxed())
+            .unwrap()
+    }
+
+    fn truncated(body: Bytes) -> Response<Body> {
+        let half = body.slice(..body.len() / 2);
+        let frames = stream::iter(vec![
+            Ok(Frame::data(half)),
+            Err(std::io::Error::other("connection reset")),
+        ]);
+        Response::builder()
+            .header("content-length", body.len())
+            .header("etag", "\"ignored\"")
+            .body(BodyExt::boxed(StreamBody::new(frames)))
+            .unwrap()
+    }
+}
+
+/// The report of one object `clip.mov` in bucket `b`, for the flaky stand-in.
+fn single_object_report(size: usize) -> Vec<u8> {
+    let now = time::OffsetDateTime::now_utc();
+    serde_json::to_vec(&Report {
+        job_id: "flaky".into(),
+        project_id: "4711".into(),
+        prefix: "p/".into(),
+        local_base: None,
+        tier: RetrievalTier::Bulk,
+        state: JobState::Completed,
+        created_at: now,
+        finished_at: now,
+        totals: ReportTotals::default(),
+        cost_cents: 0,
+        objects: vec![ReportObject {
+            bucket: "b".into(),
+            key: "clip.mov".into(),
+            version_id: None,
+            size: size as u64,
+            storage_class: StorageClass::Glacier,
+            state: serde_json::from_value(json!("restored")).unwrap(),
+            expiry: None,
+            error: None,
+        }],
+    })
+    .unwrap()
+}
+
+async fn flaky_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = integration_tests::aws_config().await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn a_dropped_connection_mid_body_is_retried_and_leaves_no_partial_file() {
+    let f = Fixture::new().await;
+    let object = content(3 * MIB, 4);
+    let md5: [u8; 16] = Md5::digest(&object).into();
+    let md5: String = md5.iter().map(|b| format!("{b:02x}")).collect();
+    let server = flaky_s3::start(
+        single_object_report(object.len()),
+        object.clone(),
+        md5,
+        flaky_s3::Fault::TruncateFirst,
+    )
+    .await;
+    let s3 = flaky_client(&server.endpoint).await;
+    let config = WorkerConfig::new(
+        S3Location::parse("s3://m/flaky/report.json").unwrap(),
+        &f.base,
+    );
+    let summary = run(&s3, &config).await.unwrap();
+    assert!(summary.is_success(), "{summary:#?}");
+    assert_eq!(summary.copied, ["clip.mov"]);
+    assert!(
+        server.object_gets.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the truncated download was retried"
+    );
+    assert_eq!(std::fs::read(f.path("clip.mov")).unwrap(), object);
+    assert_eq!(files_under(&f.base), ["clip.mov"], "no .part left behind");
+}
+
+#[tokio::test]
+async fn content_not_matching_its_md5_etag_is_never_published() {
+    let f = Fixture::new().await;
+    let object = content(100_000, 5);
+    let server = flaky_s3::start(
+        single_object_report(object.len()),
+        object,
+        String::new(),
+        flaky_s3::Fault::WrongEtag,
+    )
+    .await;
+    let s3 = flaky_client(&server.endpoint).await;
+    let config = WorkerConfig::new(
+        S3Location::parse("s3://m/flaky/report.json").unwrap(),
+        &f.base,
+    );
+    let summary = run(&s3, &config).await.unwrap();
+    assert!(!summary.is_success());
+    assert_eq!(keys(&summary.failed), ["clip.mov"]);
+    assert!(
+        summary.failed[0].reason.contains("MD5"),
+        "{:?}",
+        summary.failed[0]
+    );
+    assert_eq!(
+        server.object_gets.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "3 attempts"
+    );
+    assert!(
+        files_under(&f.base).is_empty(),
+        "nothing published, no .part left"
+    );
+}

@@ -42,3 +42,7 @@ deploy: ## sam build + sam deploy (first time: make deploy GUIDED=1)
 deploy-latest: deploy ## the seed's name for deploying the current main
 
 .PHONY: build lint deploy deploy-latest
+
+worker-image: ## build the on-premises copy worker image (tag: $WORKER_IMAGE)
+	docker build -f worker/Dockerfile -t $${WORKER_IMAGE:-restore-worker:latest} .
+.PHONY: worker-image

@@ -112,3 +112,18 @@ pub fn unique_name(prefix: &str) -> String {
         .subsec_nanos();
     format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
 }
+
+/// DynamoDB client for the emulator.
+pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&aws_config().await)
+}
+
+/// A job store on a fresh, uniquely named table (keys, `by-object` GSI, stream, TTL).
+pub async fn job_store() -> shared::adapters::dynamodb::DynamoJobStore {
+    let store = shared::adapters::dynamodb::DynamoJobStore::new(
+        dynamodb_client().await,
+        unique_name("jobs"),
+    );
+    store.ensure_table().await.expect("create jobs table");
+    store
+}

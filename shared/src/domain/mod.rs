@@ -1,6 +1,7 @@
 //! Domain rules. Nothing in here imports an AWS SDK type.
 
 pub mod cost;
+pub mod job;
 pub mod manifest;
 pub mod object;
 pub mod path;

@@ -3,8 +3,8 @@
 
 use shared::adapters::memory::MemoryJobStore;
 use shared::domain::job::{
-    shard_of, CreateOutcome, Cursor, Job, LeaseOutcome, ObjectRecord, PlanTotals, Settlement,
-    StatsRecord,
+    shard_of, CreateOutcome, Cursor, Job, LeaseOutcome, ObjectRecord, PageCommit, PlanTotals,
+    Settlement, StatsRecord,
 };
 use shared::domain::state::{JobState, ObjectState};
 use shared::domain::storage::{RetrievalTier, StorageClass};
@@ -299,7 +299,17 @@ async fn lease_and_cursor(store: &dyn JobStore, tag: &str) {
         },
     );
     let err = store
-        .advance_cursor(&j.job_id, "w2", &Cursor::default(), &to, &add, &[], None)
+        .advance_cursor(
+            &j.job_id,
+            "w2",
+            &PageCommit {
+                from: Cursor::default(),
+                to: to.clone(),
+                add: add.clone(),
+                notes: vec![],
+                keep_lease: None,
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.http_status(), 409);
@@ -308,17 +318,29 @@ async fn lease_and_cursor(store: &dyn JobStore, tag: &str) {
         .advance_cursor(
             &j.job_id,
             "w1",
-            &Cursor::default(),
-            &to,
-            &add,
-            &notes,
-            Some(now + Duration::seconds(30)),
+            &PageCommit {
+                from: Cursor::default(),
+                to: to.clone(),
+                add: add.clone(),
+                notes: notes.clone(),
+                keep_lease: Some(now + Duration::seconds(30)),
+            },
         )
         .await
         .unwrap();
     // A replay of the same page (stale `from`) is refused: totals are not added twice.
     let err = store
-        .advance_cursor(&j.job_id, "w1", &Cursor::default(), &to, &add, &[], None)
+        .advance_cursor(
+            &j.job_id,
+            "w1",
+            &PageCommit {
+                from: Cursor::default(),
+                to: to.clone(),
+                add: add.clone(),
+                notes: vec![],
+                keep_lease: None,
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), "cursor_moved");
@@ -342,7 +364,17 @@ async fn lease_and_cursor(store: &dyn JobStore, tag: &str) {
         listing_done: true,
     };
     store
-        .advance_cursor(&j.job_id, "w2", &to, &done, &add, &notes, None)
+        .advance_cursor(
+            &j.job_id,
+            "w2",
+            &PageCommit {
+                from: to.clone(),
+                to: done.clone(),
+                add: add.clone(),
+                notes: notes.clone(),
+                keep_lease: None,
+            },
+        )
         .await
         .unwrap();
     let view = store.get_job(&j.job_id).await.unwrap().unwrap();

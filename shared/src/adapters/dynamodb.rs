@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 
 use crate::domain::job::{
     class_from_name, class_name, ClassTotals, CreateOutcome, Cursor, Job, JobView, LeaseOutcome,
-    ObjectPage, ObjectRecord, PlanTotals, SettledCounts, Settlement, StatsRecord,
+    ObjectPage, ObjectRecord, PageCommit, PlanTotals, SettledCounts, Settlement, StatsRecord,
 };
 use crate::domain::state::{JobState, ObjectState};
 use crate::domain::storage::RetrievalTier;
@@ -928,16 +928,15 @@ impl JobStore for DynamoJobStore {
         }
     }
 
-    async fn advance_cursor(
-        &self,
-        job_id: &str,
-        owner: &str,
-        from: &Cursor,
-        to: &Cursor,
-        add: &PlanTotals,
-        notes: &[String],
-        keep_lease: Option<OffsetDateTime>,
-    ) -> Result<()> {
+    async fn advance_cursor(&self, job_id: &str, owner: &str, commit: &PageCommit) -> Result<()> {
+        let PageCommit {
+            from,
+            to,
+            add,
+            notes,
+            keep_lease,
+        } = commit;
+        let keep_lease = *keep_lease;
         let mut set = vec![
             "cur_bucket = :b",
             "cur_page = :page",

@@ -244,6 +244,19 @@ pub struct ObjectPage {
     pub next: Option<String>,
 }
 
+/// One page's commit: the cursor move and what the page added. Applied only if the committer
+/// holds the lease and the cursor is still `from`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageCommit {
+    pub from: Cursor,
+    pub to: Cursor,
+    pub add: PlanTotals,
+    /// Notes to add to the job (set union).
+    pub notes: Vec<String>,
+    /// Renew the lease until then; `None` releases it.
+    pub keep_lease: Option<OffsetDateTime>,
+}
+
 /// Result of trying to create a job for a project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {

@@ -2,8 +2,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::job::{
-    CreateOutcome, Cursor, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PlanTotals,
-    Settlement, StatsRecord,
+    CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit, Settlement,
+    StatsRecord,
 };
 use crate::domain::state::JobState;
 use crate::Result;
@@ -51,19 +51,9 @@ pub trait JobStore: Send + Sync {
     /// call settled it, false when it was already settled (a duplicate: nothing counted).
     async fn settle(&self, object: &ObjectRecord, settlement: &Settlement) -> Result<bool>;
 
-    /// Commits a page: moves the cursor from `from` to `to` and adds the page's totals and notes,
-    /// only if the caller holds the lease and the cursor is still `from` (else `Conflict`).
-    /// `keep_lease` renews the lease until the given time; `None` releases it.
-    async fn advance_cursor(
-        &self,
-        job_id: &str,
-        owner: &str,
-        from: &Cursor,
-        to: &Cursor,
-        add: &PlanTotals,
-        notes: &[String],
-        keep_lease: Option<OffsetDateTime>,
-    ) -> Result<()>;
+    /// Commits a page: moves the cursor and adds the page's totals and notes, only if the
+    /// caller holds the lease and the cursor is still `commit.from` (else `Conflict`).
+    async fn advance_cursor(&self, job_id: &str, owner: &str, commit: &PageCommit) -> Result<()>;
 
     /// Pending objects (`planned`/`requested`) of every job waiting for `bucket`/`key`
     /// (sparse index: settled objects are not in it).

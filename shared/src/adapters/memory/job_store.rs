@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::job::{
-    CreateOutcome, Cursor, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PlanTotals,
-    SettledCounts, Settlement, StatsRecord,
+    CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit, SettledCounts,
+    Settlement, StatsRecord,
 };
 use crate::domain::state::{JobState, ObjectState};
 use crate::ports::JobStore;
@@ -215,16 +215,15 @@ impl JobStore for MemoryJobStore {
         Ok(true)
     }
 
-    async fn advance_cursor(
-        &self,
-        job_id: &str,
-        owner: &str,
-        from: &Cursor,
-        to: &Cursor,
-        add: &PlanTotals,
-        notes: &[String],
-        keep_lease: Option<OffsetDateTime>,
-    ) -> Result<()> {
+    async fn advance_cursor(&self, job_id: &str, owner: &str, commit: &PageCommit) -> Result<()> {
+        let PageCommit {
+            from,
+            to,
+            add,
+            notes,
+            keep_lease,
+        } = commit;
+        let keep_lease = *keep_lease;
         let mut inner = self.lock();
         let holds = inner.leases.get(job_id).is_some_and(|(h, _)| h == owner);
         let Some(job) = inner.jobs.get_mut(job_id) else {

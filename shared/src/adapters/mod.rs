@@ -1,3 +1,4 @@
 //! Adapters: the ports implemented for real backends, and in memory for unit tests.
 
 pub mod memory;
+pub mod s3;

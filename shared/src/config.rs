@@ -316,7 +316,7 @@ impl Config {
     /// Whether `user` may restore without approval (`ALLOWED_USERS`, case-insensitive).
     pub fn user_allowed(&self, user: &str) -> bool {
         let user = user.trim().to_lowercase();
-        self.allowed_users.iter().any(|allowed| *allowed == user)
+        self.allowed_users.contains(&user)
     }
 }
 

@@ -406,6 +406,33 @@ mod tests {
             .collect()
     }
 
+    /// The golden table: the seed's figures and today's list prices side by side, for 1000
+    /// GLACIER objects totalling 1 TiB.
+    #[test]
+    fn golden_table_seed_beside_today() {
+        let u = usage(StorageClass::Glacier, 1000, TIB);
+        let (seed, aws) = (PriceList::seed(), PriceList::aws());
+        let rows: Vec<(RetrievalTier, String, String)> = RetrievalTier::ALL
+            .into_iter()
+            .map(|t| {
+                (
+                    t,
+                    seed.estimate_tier(&u, t).usd,
+                    aws.estimate_tier(&u, t).usd,
+                )
+            })
+            .collect();
+        let want = [
+            (Expedited, "40.72", "40.72"),
+            (Standard, "10.29", "10.29"),
+            (Bulk, "2.59", "0.00"),
+        ];
+        assert_eq!(
+            rows,
+            want.map(|(t, s, a)| (t, s.to_string(), a.to_string()))
+        );
+    }
+
     #[test]
     fn seed_table_to_the_cent() {
         // The seed README: 1000 objects totalling 1 TB(=TiB) in GLACIER.

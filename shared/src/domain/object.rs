@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::state::ObjectState;
 use super::storage::{ArchiveStatus, RetrievalTier, StorageClass};
 
 /// Address of one object version in one bucket.
@@ -165,6 +166,21 @@ pub enum RestoreOutcome {
     ExpeditedUnavailable,
 }
 
+impl RestoreOutcome {
+    /// The object's state after this answer: started or already running → `requested` (an
+    /// event or the sweeper settles it), already restored → `restored` (no event will come),
+    /// not needed → `not_needed`. `None` for Expedited-unavailable: retry with Standard first
+    /// (see `RestorePlan::fallback_for_expedited_unavailable`).
+    pub fn object_state(self) -> Option<ObjectState> {
+        match self {
+            RestoreOutcome::Started | RestoreOutcome::InProgress => Some(ObjectState::Requested),
+            RestoreOutcome::AlreadyRestored => Some(ObjectState::Restored),
+            RestoreOutcome::NotNeeded => Some(ObjectState::NotNeeded),
+            RestoreOutcome::ExpeditedUnavailable => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +227,27 @@ mod tests {
                 .unwrap();
         assert!(!s.ongoing);
         assert_eq!(s.expiry, None);
+    }
+
+    #[test]
+    fn restore_outcomes_map_to_object_states() {
+        assert_eq!(
+            RestoreOutcome::Started.object_state(),
+            Some(ObjectState::Requested)
+        );
+        assert_eq!(
+            RestoreOutcome::InProgress.object_state(),
+            Some(ObjectState::Requested)
+        );
+        assert_eq!(
+            RestoreOutcome::AlreadyRestored.object_state(),
+            Some(ObjectState::Restored)
+        );
+        assert_eq!(
+            RestoreOutcome::NotNeeded.object_state(),
+            Some(ObjectState::NotNeeded)
+        );
+        assert_eq!(RestoreOutcome::ExpeditedUnavailable.object_state(), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::path::{PathMapping, MAX_PATH_BYTES};
+use super::path::PathMapping;
 use super::storage::RetrievalTier;
 use crate::{Error, Result};
 
@@ -229,17 +229,12 @@ fn user(obj: &Map<String, Value>) -> Result<String> {
     }
 }
 
-/// `path`: a non-empty string of at most [`MAX_PATH_BYTES`] without control characters, that
-/// maps to a valid prefix (see [`PathMapping`]). Kept verbatim.
+/// `path`: a non-empty string of at most [`super::path::MAX_PATH_BYTES`] without control
+/// characters, that maps to a valid prefix (see [`PathMapping`]). Kept verbatim.
+/// Path problems are reported by the mapping with code `invalid_path` (messages start with
+/// "path ...").
 fn path(obj: &Map<String, Value>) -> Result<String> {
-    const NAME: &str = "path";
-    let path = string_field(obj, NAME)?;
-    if path.len() > MAX_PATH_BYTES {
-        return Err(invalid(
-            NAME,
-            format_args!("is longer than {MAX_PATH_BYTES} bytes"),
-        ));
-    }
+    let path = string_field(obj, "path")?;
     PathMapping::from_request_path(path)?;
     Ok(path.to_string())
 }
@@ -455,10 +450,13 @@ mod tests {
                 "{path}"
             );
         }
-        let long = format!("\"{}\"", "a".repeat(MAX_PATH_BYTES + 1));
+        let long = format!(
+            "\"{}\"",
+            "a".repeat(crate::domain::path::MAX_PATH_BYTES + 1)
+        );
         let (code, msg) = err(&body("1", r#""a@b.c""#, &long, r#""Bulk""#));
-        assert_eq!(code, "invalid_field");
-        assert!(msg.contains("longer than 1024"), "{msg}");
+        assert_eq!(code, "invalid_path");
+        assert!(msg.starts_with("path is longer than 1024"), "{msg}");
     }
 
     #[test]

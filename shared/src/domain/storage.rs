@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::object::{ListedObject, ObjectHead, RestoreParams, RestoreStatus};
+use super::state::ObjectState;
 
 /// S3 storage classes the service distinguishes. Unknown ones are kept verbatim so a new class
 /// survives a round trip through the job store instead of being mislabelled.
@@ -188,6 +189,22 @@ impl ArchiveStatus {
     }
 }
 
+/// What is known about an Intelligent-Tiering object's access tier: a listing does not say
+/// (`Unknown`), HeadObject does (`x-amz-archive-status` present or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveState {
+    Unknown,
+    NotArchived,
+    Archived(ArchiveStatus),
+}
+
+impl ArchiveState {
+    /// From HeadObject's `x-amz-archive-status` (absent = not archived).
+    pub fn from_head(status: Option<ArchiveStatus>) -> Self {
+        status.map_or(ArchiveState::NotArchived, ArchiveState::Archived)
+    }
+}
+
 /// Days a restored copy of a GLACIER / DEEP_ARCHIVE object stays readable unless configured.
 pub const DEFAULT_RESTORE_DAYS: i32 = 7;
 
@@ -287,6 +304,18 @@ impl Classification {
     pub fn needs_request(&self) -> bool {
         matches!(self, Classification::Restore(_))
     }
+
+    /// The object's state when the job records it: readable → `not_needed`, restored copy →
+    /// `restored`, running restore → `requested` (its completion will be tallied), to restore →
+    /// `planned` (the fan-out moves it on).
+    pub fn initial_state(&self) -> ObjectState {
+        match self {
+            Classification::Readable => ObjectState::NotNeeded,
+            Classification::AlreadyRestored(_) => ObjectState::Restored,
+            Classification::Pending => ObjectState::Requested,
+            Classification::Restore(_) => ObjectState::Planned,
+        }
+    }
 }
 
 /// Classifies one object for the requested tier.
@@ -301,14 +330,10 @@ impl Classification {
 ///   to not needed). When the archive status is known to be Deep Archive Access, Expedited
 ///   becomes Standard like DEEP_ARCHIVE; when it is known to be absent (HeadObject without
 ///   `x-amz-archive-status`), no request is needed.
-///
-/// `archive_status` is `None` both for "unknown" (listings don't carry it) and "not archived";
-/// `archive_known` tells which.
 pub fn classify(
     class: &StorageClass,
     restore: Option<&RestoreStatus>,
-    archive_status: Option<ArchiveStatus>,
-    archive_known: bool,
+    archive: ArchiveState,
     tier: RetrievalTier,
     policy: RestorePolicy,
 ) -> Classification {
@@ -323,15 +348,11 @@ pub fn classify(
     let (days, no_expedited) = match class {
         StorageClass::Glacier => (Some(policy.days), false),
         StorageClass::DeepArchive => (Some(policy.days), true),
-        StorageClass::IntelligentTiering => {
-            if archive_known && archive_status.is_none() {
-                return Classification::Readable;
-            }
-            (
-                None,
-                archive_status == Some(ArchiveStatus::DeepArchiveAccess),
-            )
-        }
+        StorageClass::IntelligentTiering => match archive {
+            ArchiveState::NotArchived => return Classification::Readable,
+            ArchiveState::Unknown => (None, false),
+            ArchiveState::Archived(status) => (None, status == ArchiveStatus::DeepArchiveAccess),
+        },
         _ => return Classification::Readable,
     };
     let (used, fallback) = if no_expedited && tier == RetrievalTier::Expedited {
@@ -360,8 +381,7 @@ impl ListedObject {
         classify(
             &self.storage_class,
             self.restore.as_ref(),
-            None,
-            false,
+            ArchiveState::Unknown,
             tier,
             policy,
         )
@@ -374,8 +394,7 @@ impl ObjectHead {
         classify(
             &self.storage_class,
             self.restore.as_ref(),
-            self.archive_status,
-            true,
+            ArchiveState::from_head(self.archive_status),
             tier,
             policy,
         )
@@ -456,6 +475,18 @@ pub fn expected_window(
         }),
         _ => None,
     }
+}
+
+/// Expected window of a job restoring objects of these classes with `tier`: done when the
+/// slowest class is. `None` when no class needs a restore.
+pub fn expected_job_window<'a>(
+    classes: impl IntoIterator<Item = &'a StorageClass>,
+    tier: RetrievalTier,
+) -> Option<CompletionWindow> {
+    classes
+        .into_iter()
+        .filter_map(|c| expected_window(c, None, tier))
+        .reduce(CompletionWindow::union)
 }
 
 #[cfg(test)]
@@ -747,5 +778,49 @@ mod tests {
             .union(expected_window(&StorageClass::DeepArchive, None, Standard).unwrap());
         assert_eq!(job.max(), Duration::from_secs(12 * 3600));
         assert_eq!(job.min(), Duration::from_secs(3 * 3600));
+        let classes = [
+            StorageClass::Standard,
+            StorageClass::Glacier,
+            StorageClass::DeepArchive,
+        ];
+        assert_eq!(expected_job_window(&classes, Standard), Some(job));
+        assert_eq!(expected_job_window(&[StorageClass::Standard], Bulk), None);
+    }
+
+    #[test]
+    fn initial_object_states() {
+        let b = RetrievalTier::Bulk;
+        let done = RestoreStatus {
+            ongoing: false,
+            expiry: None,
+        };
+        let running = RestoreStatus {
+            ongoing: true,
+            expiry: None,
+        };
+        assert_eq!(
+            listed("STANDARD", None)
+                .classify(b, policy())
+                .initial_state(),
+            ObjectState::NotNeeded
+        );
+        assert_eq!(
+            listed("GLACIER", Some(done))
+                .classify(b, policy())
+                .initial_state(),
+            ObjectState::Restored
+        );
+        assert_eq!(
+            listed("GLACIER", Some(running))
+                .classify(b, policy())
+                .initial_state(),
+            ObjectState::Requested
+        );
+        assert_eq!(
+            listed("GLACIER", None)
+                .classify(b, policy())
+                .initial_state(),
+            ObjectState::Planned
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! Domain rules. Nothing in here imports an AWS SDK type.
 
 pub mod cost;
+pub mod fanout;
 pub mod job;
 pub mod manifest;
 pub mod object;
 pub mod path;
+pub mod plan;
 pub mod request;
 pub mod state;
 pub mod storage;

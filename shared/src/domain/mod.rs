@@ -3,7 +3,9 @@
 pub mod cost;
 pub mod fanout;
 pub mod job;
+pub mod event;
 pub mod manifest;
+pub mod notification;
 pub mod object;
 pub mod path;
 pub mod plan;

@@ -11,7 +11,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::domain::cost::{CostEstimate, PriceList, BYTES_PER_GB};
-use crate::domain::fanout::{Fanout, RunOutcome};
+use crate::config::Config;
+use crate::domain::fanout::{Fanout, FanoutSettings, RunOutcome};
 use crate::domain::job::{CreateOutcome, Job, JobView, StatsRecord};
 use crate::domain::plan;
 use crate::domain::request::{
@@ -42,6 +43,9 @@ pub struct ApiSettings {
     /// Time spent fanning out inside the request before answering (`API_PLAN_BUDGET_MS`).
     pub plan_budget: Duration,
     pub stats_validity: Duration,
+    /// Keep fanning out in a background task after answering (the local server, which has no
+    /// table stream); the Lambda leaves that to `restore-fanout`.
+    pub background_fanout: bool,
 }
 
 /// The API handler. Build once at init; `handle` is called per request.
@@ -289,12 +293,29 @@ impl Api {
         }
         // Fan out within the budget; a big job continues in `restore-fanout`.
         let deadline = Instant::now() + self.settings.plan_budget;
-        match self.fanout.run(&job.job_id, deadline).await {
-            Ok(outcome) => tracing::info!(job_id = %job.job_id, ?outcome, "fan-out in request"),
+        let outcome = match self.fanout.run(&job.job_id, deadline).await {
+            Ok(outcome) => {
+                tracing::info!(job_id = %job.job_id, ?outcome, "fan-out in request");
+                Some(outcome)
+            }
             Err(err) => {
                 // The job is recorded; the fan-out function picks it up from the stream.
-                tracing::error!(job_id = %job.job_id, error = %err, "fan-out in request failed")
+                tracing::error!(job_id = %job.job_id, error = %err, "fan-out in request failed");
+                None
             }
+        };
+        if self.settings.background_fanout
+            && !matches!(outcome, Some(RunOutcome::ListingDone | RunOutcome::NothingToDo))
+        {
+            let fanout = self.fanout.clone();
+            let job_id = job.job_id.clone();
+            tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(24 * 3600);
+                match fanout.drive(&job_id, deadline).await {
+                    Ok(outcome) => tracing::info!(%job_id, ?outcome, "background fan-out"),
+                    Err(err) => tracing::error!(%job_id, error = %err, "background fan-out failed"),
+                }
+            });
         }
         let view = self
             .jobs
@@ -491,7 +512,99 @@ impl Api {
 
     /// Continues a job's fan-out until `deadline` (the `restore-fanout` function's work).
     pub async fn continue_fanout(&self, job_id: &str, deadline: Instant) -> Result<RunOutcome> {
-        self.fanout.run(job_id, deadline).await
+        self.fanout.drive(job_id, deadline).await
+    }
+}
+
+/// Extra settings of the API and fan-out beyond [`Config`] (all optional):
+/// `API_PLAN_BUDGET_MS` (default 3000), `FANOUT_LEASE_SECONDS` (120), `FANOUT_PAGE_SIZE` (1000).
+pub mod vars {
+    pub const API_PLAN_BUDGET_MS: &str = "API_PLAN_BUDGET_MS";
+    pub const FANOUT_LEASE_SECONDS: &str = "FANOUT_LEASE_SECONDS";
+    pub const FANOUT_PAGE_SIZE: &str = "FANOUT_PAGE_SIZE";
+}
+
+fn number_var(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+    max: u64,
+) -> Result<u64> {
+    match lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| Error::Config(format!("{name} must be a number from 1 to {max}, got {v:?}"))),
+    }
+}
+
+/// Fan-out settings from the configuration.
+pub fn fanout_settings(
+    config: &Config,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<FanoutSettings> {
+    Ok(FanoutSettings {
+        page_size: number_var(lookup, vars::FANOUT_PAGE_SIZE, 1000, 1000)? as i32,
+        concurrency: config.restore_concurrency,
+        rate_limit: config.restore_rate_limit,
+        lease: Duration::from_secs(number_var(lookup, vars::FANOUT_LEASE_SECONDS, 120, 900)?),
+        policy: RestorePolicy {
+            days: config.restore_days,
+        },
+        ..FanoutSettings::default()
+    })
+}
+
+/// The production wiring shared by the Lambda and `restore-local serve`: S3, DynamoDB
+/// (`JOBS_TABLE`), the configured mailer (SES, or SMTP when `SMTP_HOST` is set).
+pub struct Wiring {
+    pub api: Api,
+    pub fanout: Arc<Fanout>,
+    pub jobs: Arc<crate::adapters::dynamodb::DynamoJobStore>,
+}
+
+impl Wiring {
+    /// Builds everything once at init. `lookup` reads the environment.
+    pub fn new(
+        config: &Config,
+        sdk: &aws_config::SdkConfig,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        background_fanout: bool,
+    ) -> Result<Wiring> {
+        let objects: Arc<dyn ObjectStore> =
+            Arc::new(crate::adapters::s3::S3ObjectStore::from_sdk_config(sdk));
+        let jobs = Arc::new(crate::adapters::dynamodb::DynamoJobStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            config.jobs_table.clone(),
+        ));
+        let mailer = crate::adapters::ses::mailer_from_lookup(sdk, lookup)?;
+        let fanout = Arc::new(Fanout::new(
+            objects.clone(),
+            jobs.clone(),
+            fanout_settings(config, lookup)?,
+        ));
+        let settings = ApiSettings {
+            buckets: config.asset_buckets.clone(),
+            allowed_users: config.allowed_users.clone(),
+            approvers: config.notification_emails.clone(),
+            project_url: config.pluto_project_url.clone(),
+            prices: PriceList::select(Some(&config.price_list))?,
+            policy: RestorePolicy {
+                days: config.restore_days,
+            },
+            plan_budget: Duration::from_millis(number_var(
+                lookup,
+                vars::API_PLAN_BUDGET_MS,
+                DEFAULT_PLAN_BUDGET.as_millis() as u64,
+                25_000,
+            )?),
+            stats_validity: STATS_VALIDITY,
+            background_fanout,
+        };
+        let api = Api::new(jobs.clone(), objects, mailer, fanout.clone(), settings);
+        Ok(Wiring { api, fanout, jobs })
     }
 }
 

@@ -49,6 +49,8 @@ pub struct FanoutSettings {
     pub max_attempts: u32,
     /// First backoff; doubled per attempt, capped at 5 s, with full jitter.
     pub backoff: Duration,
+    /// How often [`Fanout::drive`] retries a lease held elsewhere.
+    pub poll: Duration,
     pub policy: RestorePolicy,
 }
 
@@ -61,6 +63,7 @@ impl Default for FanoutSettings {
             lease: Duration::from_secs(120),
             max_attempts: 4,
             backoff: Duration::from_millis(100),
+            poll: Duration::from_secs(1),
             policy: RestorePolicy::default(),
         }
     }
@@ -186,6 +189,24 @@ impl Fanout {
             );
             if done {
                 return Ok(RunOutcome::ListingDone);
+            }
+        }
+    }
+
+    /// Like [`Self::run`], but waits out another holder's lease (polling every `poll`), so a
+    /// holder that died is replaced as soon as its lease expires. What `restore-fanout` runs.
+    pub async fn drive(&self, job_id: &str, deadline: Instant) -> Result<RunOutcome> {
+        loop {
+            match self.run(job_id, deadline).await? {
+                RunOutcome::Busy(until) => {
+                    let poll = self.settings.poll;
+                    if Instant::now() + poll >= deadline {
+                        return Ok(RunOutcome::Busy(until));
+                    }
+                    tracing::debug!(job_id, %until, "lease held elsewhere; waiting");
+                    tokio::time::sleep(poll).await;
+                }
+                other => return Ok(other),
             }
         }
     }
@@ -514,6 +535,41 @@ impl Fanout {
     }
 }
 
+/// Jobs whose fan-out a `restore-fanout` invocation should continue: from DynamoDB stream
+/// records of job items (`sk = META`) still listing (`listing_done = false`, state `planning`),
+/// or from a direct invocation `{"jobId": "..."}` (operators, the sweeper). Other records are
+/// ignored. Parsed from JSON so no SDK or event type leaks into the domain.
+pub fn jobs_to_continue(event: &serde_json::Value) -> Vec<String> {
+    let mut jobs = BTreeSet::new();
+    if let Some(id) = event.get("jobId").and_then(|v| v.as_str()) {
+        jobs.insert(id.to_string());
+    }
+    for record in event
+        .get("Records")
+        .and_then(|r| r.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if record.get("eventName").and_then(|v| v.as_str()) == Some("REMOVE") {
+            continue;
+        }
+        let Some(image) = record.pointer("/dynamodb/NewImage") else {
+            continue;
+        };
+        let text = |name: &str| image.pointer(&format!("/{name}/S")).and_then(|v| v.as_str());
+        let listing_done = image
+            .pointer("/listing_done/BOOL")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
+        if text("sk") == Some("META") && text("state") == Some("planning") && !listing_done {
+            if let Some(id) = text("job_id") {
+                jobs.insert(id.to_string());
+            }
+        }
+    }
+    jobs.into_iter().collect()
+}
+
 /// Upstream errors worth retrying: throttling, 5xx and transport trouble; not S3's client
 /// errors (InvalidArgument, AccessDenied...), which fail the object at once.
 fn is_retryable(err: &Error) -> bool {
@@ -712,6 +768,30 @@ mod tests {
         assert_eq!(v.pending(), 6);
         assert_eq!(v.job.state, crate::domain::state::JobState::Restoring);
         assert_eq!(v.job.notes.len(), 2, "{:?}", v.job.notes);
+    }
+
+    #[test]
+    fn stream_records_select_jobs_still_listing() {
+        let event = serde_json::json!({"Records": [
+            {"eventName": "MODIFY", "dynamodb": {"NewImage": {
+                "sk": {"S": "META"}, "job_id": {"S": "j1"}, "state": {"S": "planning"},
+                "listing_done": {"BOOL": false}}}},
+            {"eventName": "MODIFY", "dynamodb": {"NewImage": {
+                "sk": {"S": "META"}, "job_id": {"S": "j2"}, "state": {"S": "restoring"},
+                "listing_done": {"BOOL": true}}}},
+            {"eventName": "INSERT", "dynamodb": {"NewImage": {
+                "sk": {"S": "OBJ#k"}, "job_id": {"S": "j3"}, "state": {"S": "planned"}}}},
+            {"eventName": "INSERT", "dynamodb": {"NewImage": {
+                "sk": {"S": "META"}, "job_id": {"S": "j1"}, "state": {"S": "planning"},
+                "listing_done": {"BOOL": false}}}},
+            {"eventName": "REMOVE", "dynamodb": {"OldImage": {}}}
+        ]});
+        assert_eq!(jobs_to_continue(&event), vec!["j1".to_string()]);
+        assert_eq!(
+            jobs_to_continue(&serde_json::json!({"jobId": "j9"})),
+            vec!["j9".to_string()]
+        );
+        assert!(jobs_to_continue(&serde_json::json!({"x": 1})).is_empty());
     }
 
     #[tokio::test]

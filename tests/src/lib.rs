@@ -1,7 +1,8 @@
 //! Test support for the integration tests: one moto server per test process and SDK clients
 //! pointed at it.
 //!
-//! When `MOTO_ENDPOINT` is set (as `make test` does), that server is used. Otherwise the
+//! When `MOTO_ENDPOINT` is set (e.g. to a server from `scripts/emulator.sh start`), that server
+//! is used. Otherwise the
 //! process starts its own `moto_server` from `./.venv` (run `scripts/emulator.sh install` once)
 //! on a free loopback port; it is stopped when the test process exits (its stdin closes).
 

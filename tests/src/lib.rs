@@ -2,9 +2,9 @@
 //! pointed at it.
 //!
 //! When `MOTO_ENDPOINT` is set (e.g. to a server from `scripts/emulator.sh start`), that server
-//! is used. Otherwise the
-//! process starts its own `moto_server` from `./.venv` (run `scripts/emulator.sh install` once)
-//! on a free loopback port; it is stopped when the test process exits (its stdin closes).
+//! is used. Otherwise the process starts its own `moto_server` from `./.venv` (run
+//! `scripts/emulator.sh install` once) on a free loopback port; it is stopped when the test
+//! process exits (its stdin closes). `make test` leaves it unset: one server per test file.
 
 use std::io::Read;
 use std::net::TcpListener;

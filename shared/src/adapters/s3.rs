@@ -344,7 +344,7 @@ where
         ),
         None => format!("{operation} {target}: {}{status}", DisplayErrorContext(err)),
     };
-    tracing::warn!(operation, target, code = err.code(), "S3 call failed");
+    tracing::warn!(operation, object = target, code = err.code(), "S3 call failed");
     Error::upstream("s3", message)
 }
 

@@ -45,7 +45,7 @@ use vars::*;
 /// Default DynamoDB table of jobs.
 pub const DEFAULT_JOBS_TABLE: &str = "restore-jobs";
 /// Default days a restored copy stays readable.
-pub const DEFAULT_RESTORE_DAYS: i32 = 7;
+pub const DEFAULT_RESTORE_DAYS: i32 = crate::domain::storage::DEFAULT_RESTORE_DAYS;
 /// Default client-side RestoreObject rate; S3 allows about 1,000/s per account and region, and
 /// other tools of the account need some of it.
 pub const DEFAULT_RESTORE_RATE_LIMIT: u32 = 500;
@@ -54,7 +54,7 @@ pub const DEFAULT_RESTORE_CONCURRENCY: usize = 64;
 /// Default SDK attempts per call (the SDK's own default is 3; mass restores meet SlowDown).
 pub const DEFAULT_AWS_MAX_ATTEMPTS: u32 = 5;
 /// Default price list name (today's AWS list prices; see `domain::cost`).
-pub const DEFAULT_PRICE_LIST: &str = "aws";
+pub const DEFAULT_PRICE_LIST: &str = crate::domain::cost::DEFAULT_PRICE_LIST;
 /// Namespace of the worker Jobs when `KUBE_NAMESPACE` is set but empty (the seed's default).
 pub const DEFAULT_KUBE_NAMESPACE: &str = "default";
 /// Default SMTP port (plain SMTP relay).

@@ -1,9 +1,10 @@
 //! Test support for the integration tests: one moto server per test process and SDK clients
 //! pointed at it.
 //!
-//! When `MOTO_ENDPOINT` is set (as `make test` does), that server is used. Otherwise the
-//! process starts its own `moto_server` from `./.venv` (run `scripts/emulator.sh install` once)
-//! on a free loopback port; it is stopped when the test process exits (its stdin closes).
+//! When `MOTO_ENDPOINT` is set (e.g. to a server from `scripts/emulator.sh start`), that server
+//! is used. Otherwise the process starts its own `moto_server` from `./.venv` (run
+//! `scripts/emulator.sh install` once) on a free loopback port; it is stopped when the test
+//! process exits (its stdin closes). `make test` leaves it unset: one server per test file.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -148,7 +149,19 @@ pub struct RecordedRequest {
     pub method: String,
     /// Path and query, e.g. `/bucket/key?restore`.
     pub target: String,
+    /// Header names lowercased, in the order received.
+    pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+impl RecordedRequest {
+    /// The value of a header (name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A loopback HTTP server answering with scripted responses, in order (the last one repeats):
@@ -196,6 +209,7 @@ fn read_request(stream: &std::net::TcpStream) -> Option<RecordedRequest> {
     let method = parts.next()?.to_owned();
     let target = parts.next()?.to_owned();
     let mut length = 0usize;
+    let mut headers = Vec::new();
     loop {
         let mut header = String::new();
         reader.read_line(&mut header).ok()?;
@@ -207,6 +221,7 @@ fn read_request(stream: &std::net::TcpStream) -> Option<RecordedRequest> {
             if name.eq_ignore_ascii_case("content-length") {
                 length = value.trim().parse().unwrap_or(0);
             }
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
     }
     let mut request_body = vec![0u8; length];
@@ -214,6 +229,7 @@ fn read_request(stream: &std::net::TcpStream) -> Option<RecordedRequest> {
     Some(RecordedRequest {
         method,
         target,
+        headers,
         body: String::from_utf8_lossy(&request_body).into_owned(),
     })
 }
@@ -226,6 +242,7 @@ fn write_response(mut stream: std::net::TcpStream, status: u16, body: &str) {
         403 => "Forbidden",
         404 => "Not Found",
         409 => "Conflict",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Status",
     };

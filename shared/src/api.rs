@@ -10,14 +10,12 @@ use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::domain::cost::{CostEstimate, PriceList, BYTES_PER_GB};
 use crate::config::Config;
+use crate::domain::cost::{CostEstimate, PriceList, BYTES_PER_GB};
 use crate::domain::fanout::{Fanout, FanoutSettings, RunOutcome};
 use crate::domain::job::{CreateOutcome, Job, JobView, StatsRecord};
 use crate::domain::plan;
-use crate::domain::request::{
-    PermissionsRequest, RestoreRequest, StatsRequest, MAX_BODY_BYTES,
-};
+use crate::domain::request::{PermissionsRequest, RestoreRequest, StatsRequest, MAX_BODY_BYTES};
 use crate::domain::storage::RestorePolicy;
 use crate::ports::{JobStore, Mail, Mailer, ObjectStore};
 use crate::{Error, Result};
@@ -81,7 +79,10 @@ impl Route<'_> {
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
-    let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
     Some(match path {
         "/health" => Route::Health,
         RESTORE_V1 => Route::RestoreV1,
@@ -240,7 +241,7 @@ impl Api {
 
     fn allowed(&self, user: &str) -> bool {
         let user = user.trim().to_lowercase();
-        self.settings.allowed_users.iter().any(|u| *u == user)
+        self.settings.allowed_users.contains(&user)
     }
 
     async fn restore(&self, body: &[u8], legacy: bool) -> Answer {
@@ -261,8 +262,12 @@ impl Api {
                 return Ok(self.job_answer(StatusCode::OK, &view, legacy));
             }
         }
-        let probe = plan::probe(self.objects.as_ref(), &self.settings.buckets, &mapping.prefix)
-            .await?;
+        let probe = plan::probe(
+            self.objects.as_ref(),
+            &self.settings.buckets,
+            &mapping.prefix,
+        )
+        .await?;
         if !probe.any {
             return Err(no_objects(&mapping.prefix));
         }
@@ -278,7 +283,8 @@ impl Api {
             plan::shards_for(probe),
             OffsetDateTime::now_utc(),
         );
-        let span = tracing::info_span!("restore", job_id = %job.job_id, project_id = %job.project_id);
+        let span =
+            tracing::info_span!("restore", job_id = %job.job_id, project_id = %job.project_id);
         let _enter = span.enter();
         match self.jobs.create_job(&job).await? {
             CreateOutcome::Existing(active) => {
@@ -305,7 +311,10 @@ impl Api {
             }
         };
         if self.settings.background_fanout
-            && !matches!(outcome, Some(RunOutcome::ListingDone | RunOutcome::NothingToDo))
+            && !matches!(
+                outcome,
+                Some(RunOutcome::ListingDone | RunOutcome::NothingToDo)
+            )
         {
             let fanout = self.fanout.clone();
             let job_id = job.job_id.clone();
@@ -420,10 +429,10 @@ impl Api {
         if summary.objects == 0 {
             return Err(no_objects(&mapping.prefix));
         }
-        let standard = self
-            .settings
-            .prices
-            .estimate_tier(&summary.usage, crate::domain::storage::RetrievalTier::Standard);
+        let standard = self.settings.prices.estimate_tier(
+            &summary.usage,
+            crate::domain::storage::RetrievalTier::Standard,
+        );
         let bulk = self
             .settings
             .prices
@@ -485,7 +494,10 @@ impl Api {
             .unwrap_or_default();
         let mail = Mail {
             to: self.settings.approvers.clone(),
-            subject: format!("Restore approval requested for project {}", target.project_id),
+            subject: format!(
+                "Restore approval requested for project {}",
+                target.project_id
+            ),
             body: format!(
                 "{user} asks to restore archived assets of project {id}.\n\n\
                  Path: {path}\nFiles: {files}\nTotal size: {gib:.2} GiB\n\
@@ -530,13 +542,20 @@ fn number_var(
     default: u64,
     max: u64,
 ) -> Result<u64> {
-    match lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+    match lookup(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    {
         None => Ok(default),
         Some(v) => v
             .parse::<u64>()
             .ok()
             .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| Error::Config(format!("{name} must be a number from 1 to {max}, got {v:?}"))),
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "{name} must be a number from 1 to {max}, got {v:?}"
+                ))
+            }),
     }
 }
 

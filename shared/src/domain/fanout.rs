@@ -556,7 +556,11 @@ pub fn jobs_to_continue(event: &serde_json::Value) -> Vec<String> {
         let Some(image) = record.pointer("/dynamodb/NewImage") else {
             continue;
         };
-        let text = |name: &str| image.pointer(&format!("/{name}/S")).and_then(|v| v.as_str());
+        let text = |name: &str| {
+            image
+                .pointer(&format!("/{name}/S"))
+                .and_then(|v| v.as_str())
+        };
         let listing_done = image
             .pointer("/listing_done/BOOL")
             .and_then(|v| v.as_bool())

@@ -1,9 +1,10 @@
 //! Test support for the integration tests: one moto server per test process and SDK clients
 //! pointed at it.
 //!
-//! When `MOTO_ENDPOINT` is set (as `make test` does), that server is used. Otherwise the
-//! process starts its own `moto_server` from `./.venv` (run `scripts/emulator.sh install` once)
-//! on a free loopback port; it is stopped when the test process exits (its stdin closes).
+//! When `MOTO_ENDPOINT` is set (e.g. to a server from `scripts/emulator.sh start`), that server
+//! is used. Otherwise the process starts its own `moto_server` from `./.venv` (run
+//! `scripts/emulator.sh install` once) on a free loopback port; it is stopped when the test
+//! process exits (its stdin closes). `make test` leaves it unset: one server per test file.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -111,6 +112,175 @@ pub fn unique_name(prefix: &str) -> String {
         .unwrap()
         .subsec_nanos();
     format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}
+
+/// Starts a moto server for this caller alone, even when `MOTO_ENDPOINT` is set: for tests that
+/// change moto's global state (e.g. the state manager's restore transition).
+pub fn private_moto_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(start_moto)
+}
+
+/// POSTs a JSON body to a moto control route (e.g. `/moto-api/state-manager/set-transition`)
+/// and returns the HTTP status.
+pub fn moto_api_post(endpoint: &str, path: &str, json: &str) -> u16 {
+    use std::io::Write;
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to moto");
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{json}",
+        json.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in moto's answer: {answer:?}"))
+}
+
+/// One request seen by a [`ScriptedServer`].
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path and query, e.g. `/bucket/key?restore`.
+    pub target: String,
+    /// Header names lowercased, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RecordedRequest {
+    /// The value of a header (name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A loopback HTTP server answering with scripted responses, in order (the last one repeats):
+/// for the S3 answers moto never gives (409, 503 SlowDown, Expedited capacity errors), so the
+/// real SDK client and its retry behaviour are tested against them.
+pub struct ScriptedServer {
+    pub endpoint: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<RecordedRequest>>>,
+}
+
+impl ScriptedServer {
+    /// `responses`: (HTTP status, body). A non-empty body is sent as `application/xml`.
+    pub fn start(responses: Vec<(u16, String)>) -> Self {
+        assert!(!responses.is_empty());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(stream) = stream else { continue };
+                let (status, body) = responses[n.min(responses.len() - 1)].clone();
+                // Record before answering, so a caller that got the answer sees the request.
+                if let Some(request) = read_request(&stream) {
+                    seen.lock().unwrap().push(request);
+                    write_response(stream, status, &body);
+                }
+            }
+        });
+        Self { endpoint, requests }
+    }
+
+    /// The requests received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn read_request(stream: &std::net::TcpStream) -> Option<RecordedRequest> {
+    use std::io::{BufRead, BufReader};
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let target = parts.next()?.to_owned();
+    let mut length = 0usize;
+    let mut headers = Vec::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    let mut request_body = vec![0u8; length];
+    reader.read_exact(&mut request_body).ok()?;
+    Some(RecordedRequest {
+        method,
+        target,
+        headers,
+        body: String::from_utf8_lossy(&request_body).into_owned(),
+    })
+}
+
+fn write_response(mut stream: std::net::TcpStream, status: u16, body: &str) {
+    use std::io::Write;
+    let reason = match status {
+        200 => "OK",
+        202 => "Accepted",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Status",
+    };
+    let content_type = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/xml\r\n".to_owned()
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} {reason}\r\n{content_type}Content-Length: {}\r\n\
+         x-amz-request-id: scripted\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.flush();
+}
+
+/// The XML body of an S3 error answer.
+pub fn s3_error_body(code: &str, message: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
+         <Message>{message}</Message><RequestId>scripted</RequestId></Error>"
+    )
+}
+
+/// DynamoDB client for the emulator.
+pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&aws_config().await)
+}
+
+/// A job store on a fresh, uniquely named table (keys, `by-object` GSI, stream, TTL).
+pub async fn job_store() -> shared::adapters::dynamodb::DynamoJobStore {
+    let store = shared::adapters::dynamodb::DynamoJobStore::new(
+        dynamodb_client().await,
+        unique_name("jobs"),
+    );
+    store.ensure_table().await.expect("create jobs table");
+    store
 }
 
 /// SES v2 client for the emulator.

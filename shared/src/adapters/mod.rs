@@ -2,6 +2,8 @@
 
 #[cfg(feature = "kube")]
 pub mod kube;
+pub mod dynamodb;
 pub mod memory;
+pub mod s3;
 pub mod ses;
 pub mod smtp;

@@ -8,3 +8,7 @@ mod object_store;
 pub use dispatcher::MemoryDispatcher;
 pub use mailer::MemoryMailer;
 pub use object_store::{MemoryObjectStore, ObjectStoreOp, ScriptedRestore, StoredObject};
+
+mod job_store;
+
+pub use job_store::MemoryJobStore;

@@ -1,0 +1,95 @@
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::domain::job::{
+    CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit, Settlement,
+    StatsRecord,
+};
+use crate::domain::state::JobState;
+use crate::Result;
+
+/// Durable state of restore jobs (DynamoDB in production). Every method that could race with
+/// another invocation or a duplicate event is a conditional write, so counts stay exact.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Writes a new job and takes its project's active lock in one transaction. When another
+    /// job of the project is active, nothing is written and its id is returned.
+    async fn create_job(&self, job: &Job) -> Result<CreateOutcome>;
+
+    /// The job and its counter shards summed (one query), or `None` when unknown.
+    async fn get_job(&self, job_id: &str) -> Result<Option<JobView>>;
+
+    /// Id of the project's active job, if any.
+    async fn active_job(&self, project_id: &str) -> Result<Option<String>>;
+
+    /// Takes the job's fan-out lease until `until` when it is free, expired or already ours,
+    /// so only one invocation lists and requests a job's pages at a time. Also notes the page
+    /// at the cursor as started, and reports whether it had been started before (a replay).
+    async fn acquire_lease(
+        &self,
+        job_id: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<LeaseOutcome>;
+
+    /// Gives the lease back without moving the cursor (no-op when not ours).
+    async fn release_lease(&self, job_id: &str, owner: &str) -> Result<()>;
+
+    /// Records objects with `attribute_not_exists`: an existing item (a replay, or the same key
+    /// from an earlier bucket) is left untouched. Returns, per object, whether it was written.
+    async fn put_objects(&self, objects: &[ObjectRecord]) -> Result<Vec<bool>>;
+
+    /// Reads objects of a job by key (same order as `keys`; `None` when absent).
+    async fn get_objects(&self, job_id: &str, keys: &[String])
+        -> Result<Vec<Option<ObjectRecord>>>;
+
+    /// `planned → requested`, or a new tier for a `requested` object (Expedited fallback);
+    /// conditional per object: returns per object whether it was still pending and updated
+    /// (false when it had settled meanwhile, e.g. by an event).
+    async fn mark_requested(&self, job_id: &str, objects: &[ObjectRecord]) -> Result<Vec<bool>>;
+
+    /// Settles one pending object and counts it in its shard in ONE transaction; true when this
+    /// call settled it, false when it was already settled (a duplicate: nothing counted).
+    async fn settle(&self, object: &ObjectRecord, settlement: &Settlement) -> Result<bool>;
+
+    /// Commits a page: moves the cursor and adds the page's totals and notes, only if the
+    /// caller holds the lease and the cursor is still `commit.from` (else `Conflict`).
+    async fn advance_cursor(&self, job_id: &str, owner: &str, commit: &PageCommit) -> Result<()>;
+
+    /// Pending objects (`planned`/`requested`) of every job waiting for `bucket`/`key`
+    /// (sparse index: settled objects are not in it).
+    async fn find_pending(&self, bucket: &str, key: &str) -> Result<Vec<ObjectRecord>>;
+
+    /// A job's objects in key order, `limit` at a time, starting after `after`.
+    async fn list_objects(
+        &self,
+        job_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ObjectPage>;
+
+    /// Moves the job from one of `from` to `to` (conditional; true when this call did it).
+    /// A terminal `to` also releases the project's active lock, so a new job may start.
+    async fn transition_job(
+        &self,
+        job_id: &str,
+        from: &[JobState],
+        to: JobState,
+        error: Option<&str>,
+    ) -> Result<bool>;
+
+    /// Records where the manifest/report was written.
+    async fn set_manifest(&self, job_id: &str, uri: &str) -> Result<()>;
+
+    /// Sets a named once-only marker on the job (e.g. `mail_sent`, `dispatched`); true when this
+    /// call set it, false when it was already there. Makes side effects exactly-once.
+    async fn set_marker(&self, job_id: &str, marker: &str) -> Result<bool>;
+
+    /// Stores a `/stats` answer for `/notify`.
+    async fn put_stats(&self, stats: &StatsRecord) -> Result<()>;
+
+    /// The stored `/stats` answer of a project and prefix, even if expired (callers check
+    /// `expires_at`: TTL deletion is lazy).
+    async fn get_stats(&self, project_id: &str, prefix: &str) -> Result<Option<StatsRecord>>;
+}

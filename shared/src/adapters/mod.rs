@@ -2,3 +2,5 @@
 
 pub mod memory;
 pub mod s3;
+pub mod ses;
+pub mod smtp;

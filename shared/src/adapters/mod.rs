@@ -1,5 +1,7 @@
 //! Adapters: the ports implemented for real backends, and in memory for unit tests.
 
+#[cfg(feature = "kube")]
+pub mod kube;
 pub mod memory;
 pub mod s3;
 pub mod ses;

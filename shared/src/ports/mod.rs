@@ -4,6 +4,8 @@ mod dispatcher;
 mod mailer;
 mod object_store;
 
-pub use dispatcher::{DispatchRequest, DispatchStatus, Dispatcher};
+pub use dispatcher::{
+    job_name, CopyPhase, CopyStatus, DispatchRequest, DispatchStatus, Dispatcher,
+};
 pub use mailer::{Mail, Mailer};
 pub use object_store::ObjectStore;

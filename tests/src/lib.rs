@@ -401,6 +401,8 @@ struct RuntimeState {
     pending: std::collections::VecDeque<(String, String)>,
     results: std::collections::HashMap<String, InvocationResult>,
     init_error: Option<String>,
+    /// Time until each invocation's deadline (default 60 s), see [`LambdaRuntimeFake::set_timeout`].
+    timeout: Option<Duration>,
 }
 
 impl LambdaRuntimeFake {
@@ -435,6 +437,12 @@ impl LambdaRuntimeFake {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+    }
+
+    /// Sets the function timeout the fake announces (the deadline of later invocations), e.g.
+    /// the 900 s of a fan-out function that keeps a margin before its deadline.
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.state.0.lock().unwrap().timeout = Some(timeout);
     }
 
     /// Queues an event; returns its request id.
@@ -537,11 +545,11 @@ fn serve_runtime_connection(
             let _ = writer.flush();
         };
         if method == "GET" && path.ends_with("/runtime/invocation/next") {
-            let (id, event) = {
+            let (id, event, timeout) = {
                 let mut guard = lock.lock().unwrap();
                 loop {
-                    if let Some(next) = guard.pending.pop_front() {
-                        break next;
+                    if let Some((id, event)) = guard.pending.pop_front() {
+                        break (id, event, guard.timeout);
                     }
                     guard = ready.wait(guard).unwrap();
                 }
@@ -550,7 +558,7 @@ fn serve_runtime_connection(
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_millis()
-                + 60_000;
+                + timeout.unwrap_or(Duration::from_secs(60)).as_millis();
             let headers = format!(
                 "lambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\n\
                  lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:test\r\n\

@@ -18,6 +18,7 @@ local: emulator ## run it locally: emulator + restore demo of sample objects, th
 	RUST_LOG=$${RUST_LOG:-warn} scripts/emulator.sh run -- cargo run --quiet -p restore-local -- demo $(DEMO_ARGS)
 
 test: emulator ## unit + integration tests against the emulator
+	scripts/tools.sh schemathesis
 	cargo test --workspace --no-fail-fast
 
 .PHONY: help emulator local test

@@ -3,6 +3,8 @@
 #   scripts/tools.sh lambda   cargo-lambda + ziglang into ./.venv (cross-builds arm64 zips)
 #   scripts/tools.sh sam      aws-sam-cli + cfn-lint into ./.venv-sam (own venv: SAM pins an
 #                             older boto3 than moto wants)
+#   scripts/tools.sh schemathesis schemathesis into ./.venv-schemathesis (API vs openapi.yaml
+#                             test; own venv so its pins never move moto's)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -27,5 +29,13 @@ case "${1:-}" in
       "$root/.venv-sam/bin/pip" install --quiet --disable-pip-version-check aws-sam-cli cfn-lint
     fi
     ;;
-  *) echo "usage: $0 lambda|sam" >&2; exit 2 ;;
+  schemathesis)
+    ensure_venv "$root/.venv-schemathesis"
+    if [ ! -x "$root/.venv-schemathesis/bin/schemathesis" ]; then
+      echo "tools: installing schemathesis into .venv-schemathesis" >&2
+      "$root/.venv-schemathesis/bin/pip" install --quiet --disable-pip-version-check \
+        -r "$root/scripts/requirements-schemathesis.txt"
+    fi
+    ;;
+  *) echo "usage: $0 lambda|sam|schemathesis" >&2; exit 2 ;;
 esac

@@ -50,7 +50,12 @@ deploy: ## sam build + sam deploy (first time: make deploy GUIDED=1)
 
 deploy-latest: deploy ## the seed's name for deploying the current main
 
-.PHONY: build lint deploy deploy-latest
+bench: emulator ## time the whole local restore flow (restore-local demo, release build) on the emulator
+	cargo build --release --quiet -p restore-local
+	RUST_LOG=$${RUST_LOG:-warn} scripts/emulator.sh run -- bash -c \
+		'time "$${CARGO_TARGET_DIR:-target}/release/restore-local" demo $(DEMO_ARGS)'
+
+.PHONY: build lint deploy deploy-latest bench
 
 worker-image: ## build the on-premises copy worker image (tag: $WORKER_IMAGE)
 	docker build -f worker/Dockerfile -t $${WORKER_IMAGE:-restore-worker:latest} .

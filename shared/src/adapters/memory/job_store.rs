@@ -125,7 +125,8 @@ impl JobStore for MemoryJobStore {
         inner
             .leases
             .insert(job_id.to_string(), (owner.to_string(), until));
-        let replay = inner.started.insert(job_id.to_string(), job.cursor.page) == Some(job.cursor.page);
+        let replay =
+            inner.started.insert(job_id.to_string(), job.cursor.page) == Some(job.cursor.page);
         Ok(LeaseOutcome::Acquired {
             job: Box::new(job),
             replay,

@@ -21,3 +21,7 @@ test: emulator ## unit + integration tests against the emulator
 	cargo test --workspace --no-fail-fast
 
 .PHONY: help emulator local test
+
+worker-image: ## build the on-premises copy worker image (tag: $WORKER_IMAGE)
+	docker build -f worker/Dockerfile -t $${WORKER_IMAGE:-restore-worker:latest} .
+.PHONY: worker-image

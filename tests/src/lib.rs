@@ -374,3 +374,206 @@ impl Drop for SmtpSink {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A fake of the Lambda Runtime API on loopback, enough to drive a function binary as Lambda
+/// would: it hands out queued events on `GET …/invocation/next` and records what the function
+/// answers (`…/response` or `…/error`) and any `…/init/error`.
+///
+/// Start the binary with [`LambdaRuntimeFake::env`] as its environment, [`push`] events and
+/// [`wait_result`] for each answer.
+///
+/// [`push`]: LambdaRuntimeFake::push
+/// [`wait_result`]: LambdaRuntimeFake::wait_result
+pub struct LambdaRuntimeFake {
+    pub address: String,
+    state: std::sync::Arc<(std::sync::Mutex<RuntimeState>, std::sync::Condvar)>,
+}
+
+/// What a function answered to one invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InvocationResult {
+    Response(serde_json::Value),
+    Error(serde_json::Value),
+}
+
+#[derive(Default)]
+struct RuntimeState {
+    pending: std::collections::VecDeque<(String, String)>,
+    results: std::collections::HashMap<String, InvocationResult>,
+    init_error: Option<String>,
+}
+
+impl LambdaRuntimeFake {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let state = std::sync::Arc::new((
+            std::sync::Mutex::new(RuntimeState::default()),
+            std::sync::Condvar::new(),
+        ));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let shared = shared.clone();
+                std::thread::spawn(move || serve_runtime_connection(stream, &shared));
+            }
+        });
+        LambdaRuntimeFake { address, state }
+    }
+
+    /// Environment a function binary needs to talk to this fake.
+    pub fn env(&self, function_name: &str) -> Vec<(String, String)> {
+        [
+            ("AWS_LAMBDA_RUNTIME_API", self.address.as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", function_name),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/test"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "test-stream"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Queues an event; returns its request id.
+    pub fn push(&self, event: &serde_json::Value) -> String {
+        let id = unique_name("request");
+        let (lock, ready) = &*self.state;
+        lock.lock()
+            .unwrap()
+            .pending
+            .push_back((id.clone(), event.to_string()));
+        ready.notify_all();
+        id
+    }
+
+    /// Waits for the function's answer to `request_id`; panics after `timeout`, or at once if
+    /// the function reported an init error.
+    pub fn wait_result(&self, request_id: &str, timeout: Duration) -> InvocationResult {
+        let (lock, ready) = &*self.state;
+        let deadline = Instant::now() + timeout;
+        let mut state = lock.lock().unwrap();
+        loop {
+            if let Some(result) = state.results.get(request_id) {
+                return result.clone();
+            }
+            if let Some(error) = &state.init_error {
+                panic!("function failed to initialise: {error}");
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "no answer to {request_id} within {timeout:?}"
+            );
+            state = ready.wait_timeout(state, deadline - now).unwrap().0;
+        }
+    }
+}
+
+fn serve_runtime_connection(
+    stream: std::net::TcpStream,
+    state: &(std::sync::Mutex<RuntimeState>, std::sync::Condvar),
+) {
+    use std::io::{BufRead, Write};
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = request_line.split_whitespace();
+        let (method, path) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let mut content_length = 0usize;
+        let mut chunked = false;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                let value = value.trim();
+                match name.to_ascii_lowercase().as_str() {
+                    "content-length" => content_length = value.parse().unwrap_or(0),
+                    "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let mut size_line = String::new();
+                reader.read_line(&mut size_line).unwrap();
+                let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap(), 16)
+                    .unwrap_or(0);
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).unwrap();
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else {
+            body.resize(content_length, 0);
+            reader.read_exact(&mut body).unwrap();
+        }
+        let (lock, ready) = state;
+        let reply = |writer: &mut std::net::TcpStream, status: &str, headers: &str, body: &str| {
+            let _ = write!(
+                writer,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = writer.flush();
+        };
+        if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            let (id, event) = {
+                let mut guard = lock.lock().unwrap();
+                loop {
+                    if let Some(next) = guard.pending.pop_front() {
+                        break next;
+                    }
+                    guard = ready.wait(guard).unwrap();
+                }
+            };
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 60_000;
+            let headers = format!(
+                "lambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\n\
+                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:test\r\n\
+                 lambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\n"
+            );
+            reply(&mut writer, "200 OK", &headers, &event);
+            continue;
+        }
+        let text = String::from_utf8_lossy(&body).to_string();
+        let json =
+            || serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text.clone()));
+        let mut guard = lock.lock().unwrap();
+        if path.ends_with("/runtime/init/error") {
+            guard.init_error = Some(text.clone());
+        } else if let Some(rest) = path.strip_suffix("/response") {
+            let id = rest.rsplit('/').next().unwrap_or_default().to_string();
+            guard.results.insert(id, InvocationResult::Response(json()));
+        } else if let Some(rest) = path.strip_suffix("/error") {
+            let id = rest.rsplit('/').next().unwrap_or_default().to_string();
+            guard.results.insert(id, InvocationResult::Error(json()));
+        }
+        drop(guard);
+        ready.notify_all();
+        reply(&mut writer, "202 Accepted", "", "{}");
+    }
+}

@@ -4,7 +4,7 @@
 //! * SQS (S3 → SQS, or S3 → SNS → SQS): answers a partial batch response
 //!   (`ReportBatchItemFailures`), naming only the messages with a malformed record or a failed
 //!   tally, so the rest of the batch is deleted and the bad ones end in the queue's DLQ.
-//! * S3 or EventBridge invoking the function directly (asynchronous invocation): every record is
+//! * S3, SNS or EventBridge invoking the function directly (asynchronous invocation): every record is
 //!   processed; if any was malformed or failed to tally the invocation returns an error, so
 //!   Lambda retries and finally hands the event to the on-failure destination. Retrying the good
 //!   records too is safe because the tally is idempotent (one conditional write per object).

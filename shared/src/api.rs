@@ -259,7 +259,10 @@ impl Api {
         let mapping = request.path_mapping()?;
         if let Some(active) = self.jobs.active_job(&request.project_id).await? {
             if let Some(view) = self.jobs.get_job(&active).await? {
-                return Ok(self.job_answer(StatusCode::OK, &view, legacy));
+                // A lock left by a finished job is cleared by `create_job` below.
+                if !view.job.state.is_terminal() {
+                    return Ok(self.job_answer(StatusCode::OK, &view, legacy));
+                }
             }
         }
         let probe = plan::probe(

@@ -114,7 +114,7 @@ impl JobStore for MemoryJobStore {
                 format!("no job {job_id}"),
             ));
         };
-        if job.cursor.listing_done || is_terminal(job.state) {
+        if job.cursor.listing_done || job.state != JobState::Planning {
             return Ok(LeaseOutcome::Done);
         }
         if let Some((holder, expires)) = inner.leases.get(job_id) {

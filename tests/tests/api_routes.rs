@@ -303,7 +303,13 @@ async fn bad_requests_are_4xx_and_write_nothing() {
     let f = fixture().await;
     let before = f.item_count().await;
     let json_ct = Some("application/json");
-    type Case = (&'static str, Option<&'static str>, Vec<u8>, u16, &'static str);
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Vec<u8>,
+        u16,
+        &'static str,
+    );
     let cases: Vec<Case> = vec![
         ("/api/v1/restore", json_ct, b"{not json".to_vec(), 400, "invalid_json"),
         ("/api/v1/restore", json_ct, b"[1,2]".to_vec(), 400, "invalid_json"),

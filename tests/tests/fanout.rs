@@ -57,7 +57,10 @@ async fn all_objects(jobs: &DynamoJobStore, job_id: &str) -> Vec<ObjectRecord> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = jobs.list_objects(job_id, after.as_deref(), 1000).await.unwrap();
+        let page = jobs
+            .list_objects(job_id, after.as_deref(), 1000)
+            .await
+            .unwrap();
         out.extend(page.objects);
         match page.next {
             Some(next) => after = Some(next),
@@ -91,14 +94,21 @@ async fn s3_answers_202_200_403_map_to_requested_restored_not_needed() {
             .unwrap();
     }
     let jobs = Arc::new(job_store().await);
-    let fanout = Fanout::new(Arc::new(S3ObjectStore::new(s3.clone())), jobs.clone(), settings());
+    let fanout = Fanout::new(
+        Arc::new(S3ObjectStore::new(s3.clone())),
+        jobs.clone(),
+        settings(),
+    );
     let buckets = vec![bucket.clone()];
     let deadline = Instant::now() + Duration::from_secs(60);
 
     // First job: 202 for the archived objects, 403 for the Intelligent-Tiering one (not
     // archived), nothing asked for the Standard one.
     let first = new_job(&jobs, &buckets, RetrievalTier::Bulk).await;
-    assert_eq!(fanout.run(&first.job_id, deadline).await.unwrap(), RunOutcome::ListingDone);
+    assert_eq!(
+        fanout.run(&first.job_id, deadline).await.unwrap(),
+        RunOutcome::ListingDone
+    );
     let objects = by_key(&all_objects(&jobs, &first.job_id).await);
     assert_eq!(objects["proj/glacier.mov"].state, ObjectState::Requested);
     assert_eq!(objects["proj/deep.mxf"].state, ObjectState::Requested);
@@ -106,16 +116,35 @@ async fn s3_answers_202_200_403_map_to_requested_restored_not_needed() {
     assert_eq!(objects["proj/proxy.mp4"].state, ObjectState::NotNeeded);
     assert!(objects["proj/proxy.mp4"].settled_at_listing);
     for key in ["proj/glacier.mov", "proj/deep.mxf"] {
-        let head = s3.head_object().bucket(&bucket).key(key).send().await.unwrap();
+        let head = s3
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
         assert!(head.restore().is_some(), "{key} was asked for");
     }
     // Pending objects wait in the by-object index; settled ones do not.
-    assert_eq!(jobs.find_pending(&bucket, "proj/glacier.mov").await.unwrap().len(), 1);
-    assert!(jobs.find_pending(&bucket, "proj/tiered.wav").await.unwrap().is_empty());
+    assert_eq!(
+        jobs.find_pending(&bucket, "proj/glacier.mov")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(jobs
+        .find_pending(&bucket, "proj/tiered.wav")
+        .await
+        .unwrap()
+        .is_empty());
 
     // Second job over the same objects (moto restores at once): 200 → restored now.
     let second = new_job(&jobs, &buckets, RetrievalTier::Standard).await;
-    assert_eq!(fanout.run(&second.job_id, deadline).await.unwrap(), RunOutcome::ListingDone);
+    assert_eq!(
+        fanout.run(&second.job_id, deadline).await.unwrap(),
+        RunOutcome::ListingDone
+    );
     let objects = by_key(&all_objects(&jobs, &second.job_id).await);
     assert_eq!(objects["proj/glacier.mov"].state, ObjectState::Restored);
     assert_eq!(objects["proj/deep.mxf"].state, ObjectState::Restored);
@@ -133,7 +162,11 @@ async fn s3_answers_202_200_403_map_to_requested_restored_not_needed() {
 async fn in_progress_409_and_expedited_503_with_dynamodb() {
     let s3 = Arc::new(MemoryObjectStore::new());
     s3.add_object("m", "proj/busy.mov", 10, StorageClass::Glacier);
-    s3.script_restore("m", "proj/busy.mov", ScriptedRestore::Outcome(RestoreOutcome::InProgress));
+    s3.script_restore(
+        "m",
+        "proj/busy.mov",
+        ScriptedRestore::Outcome(RestoreOutcome::InProgress),
+    );
     s3.add_object("m", "proj/full.mov", 20, StorageClass::Glacier);
     s3.script_restore(
         "m",
@@ -141,28 +174,62 @@ async fn in_progress_409_and_expedited_503_with_dynamodb() {
         ScriptedRestore::Outcome(RestoreOutcome::ExpeditedUnavailable),
     );
     s3.add_object("m", "proj/slow.mov", 30, StorageClass::Glacier);
-    s3.script_restore("m", "proj/slow.mov", ScriptedRestore::Error("SlowDown: please reduce your request rate".into()));
+    s3.script_restore(
+        "m",
+        "proj/slow.mov",
+        ScriptedRestore::Error("SlowDown: please reduce your request rate".into()),
+    );
     s3.add_object("m", "proj/gone.mov", 40, StorageClass::Glacier);
     for _ in 0..10 {
-        s3.script_restore("m", "proj/gone.mov", ScriptedRestore::Error("AccessDenied: no".into()));
+        s3.script_restore(
+            "m",
+            "proj/gone.mov",
+            ScriptedRestore::Error("AccessDenied: no".into()),
+        );
     }
     let jobs = Arc::new(job_store().await);
     let fanout = Fanout::new(s3.clone(), jobs.clone(), settings());
     let job = new_job(&jobs, &["m".to_string()], RetrievalTier::Expedited).await;
     let deadline = Instant::now() + Duration::from_secs(60);
-    assert_eq!(fanout.run(&job.job_id, deadline).await.unwrap(), RunOutcome::ListingDone);
+    assert_eq!(
+        fanout.run(&job.job_id, deadline).await.unwrap(),
+        RunOutcome::ListingDone
+    );
     let objects = by_key(&all_objects(&jobs, &job.job_id).await);
-    assert_eq!(objects["proj/busy.mov"].state, ObjectState::Requested, "409 is pending");
+    assert_eq!(
+        objects["proj/busy.mov"].state,
+        ObjectState::Requested,
+        "409 is pending"
+    );
     assert_eq!(objects["proj/full.mov"].state, ObjectState::Requested);
-    assert_eq!(objects["proj/full.mov"].tier, Some(RetrievalTier::Standard), "503 → Standard");
-    assert_eq!(objects["proj/slow.mov"].state, ObjectState::Requested, "throttling retried");
+    assert_eq!(
+        objects["proj/full.mov"].tier,
+        Some(RetrievalTier::Standard),
+        "503 → Standard"
+    );
+    assert_eq!(
+        objects["proj/slow.mov"].state,
+        ObjectState::Requested,
+        "throttling retried"
+    );
     assert_eq!(objects["proj/gone.mov"].state, ObjectState::Failed);
-    assert!(objects["proj/gone.mov"].error.as_deref().unwrap().contains("AccessDenied"));
+    assert!(objects["proj/gone.mov"]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("AccessDenied"));
     assert_eq!(s3.restore_requests("m", "proj/slow.mov"), 2);
     assert_eq!(s3.restore_requests("m", "proj/gone.mov"), 1, "not retried");
     let view = jobs.get_job(&job.job_id).await.unwrap().unwrap();
     assert_eq!(view.settled.failed, 1);
-    assert!(view.job.notes.iter().any(|n| n.contains("no Expedited capacity")), "{:?}", view.job.notes);
+    assert!(
+        view.job
+            .notes
+            .iter()
+            .any(|n| n.contains("no Expedited capacity")),
+        "{:?}",
+        view.job.notes
+    );
 }
 
 /// Passes calls through; at the `kill_at`-th RestoreObject it lets the call reach S3, then
@@ -183,7 +250,9 @@ impl ObjectStore for Killable {
         continuation: Option<&str>,
         max_keys: i32,
     ) -> shared::Result<ListPage> {
-        self.inner.list_page(bucket, prefix, continuation, max_keys).await
+        self.inner
+            .list_page(bucket, prefix, continuation, max_keys)
+            .await
     }
 
     async fn request_restore(
@@ -216,10 +285,20 @@ async fn twenty_thousand_objects_survive_a_killed_invocation() {
     for i in 0..N {
         // Two buckets, with 500 keys in both (the first bucket's copy wins).
         let bucket = if i < 12_000 { "big-a" } else { "big-b" };
-        s3.add_object(bucket, &format!("proj/{i:05}.mov"), 1 + i as u64, StorageClass::Glacier);
+        s3.add_object(
+            bucket,
+            &format!("proj/{i:05}.mov"),
+            1 + i as u64,
+            StorageClass::Glacier,
+        );
     }
     for i in 11_500..12_000 {
-        s3.add_object("big-b", &format!("proj/{i:05}.mov"), 7, StorageClass::DeepArchive);
+        s3.add_object(
+            "big-b",
+            &format!("proj/{i:05}.mov"),
+            7,
+            StorageClass::DeepArchive,
+        );
     }
     let jobs = Arc::new(job_store().await);
     let buckets = vec!["big-a".to_string(), "big-b".to_string()];
@@ -250,7 +329,10 @@ async fn twenty_thousand_objects_survive_a_killed_invocation() {
     task.abort();
     assert!(task.await.unwrap_err().is_cancelled());
     let view = jobs.get_job(&job.job_id).await.unwrap().unwrap();
-    assert_eq!(view.job.cursor.page, 1, "killed mid-page: the second page never committed");
+    assert_eq!(
+        view.job.cursor.page, 1,
+        "killed mid-page: the second page never committed"
+    );
     assert!(s3.restore_calls().len() >= 1_500);
 
     // Invocation 2 waits out the dead lease, then works for a few seconds only.
@@ -261,7 +343,10 @@ async fn twenty_thousand_objects_survive_a_killed_invocation() {
         .await
         .unwrap();
     assert_eq!(outcome, RunOutcome::OutOfTime);
-    assert!(started.elapsed() >= lease / 2, "had to wait for the dead holder's lease");
+    assert!(
+        started.elapsed() >= lease / 2,
+        "had to wait for the dead holder's lease"
+    );
     let view = jobs.get_job(&job.job_id).await.unwrap().unwrap();
     assert!(view.job.cursor.page >= 2, "invocation 2 committed pages");
     assert!(!view.job.cursor.listing_done);
@@ -290,7 +375,9 @@ async fn twenty_thousand_objects_survive_a_killed_invocation() {
     }
     assert_eq!(calls.len(), N, "every object requested");
     assert!(calls.values().all(|&n| n == 1), "none requested twice");
-    assert!(calls.keys().all(|(b, k)| b == "big-a" || k.as_str() >= "proj/12000"));
+    assert!(calls
+        .keys()
+        .all(|(b, k)| b == "big-a" || k.as_str() >= "proj/12000"));
 
     let view = jobs.get_job(&job.job_id).await.unwrap().unwrap();
     assert!(view.job.cursor.listing_done);

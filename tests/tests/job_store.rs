@@ -186,7 +186,10 @@ async fn objects_settle_once(store: &dyn JobStore, tag: &str) {
     assert!(!store.settle(&req, &restored).await.unwrap());
     // Settled: no longer updated as requested.
     assert_eq!(
-        store.mark_requested(&j1.job_id, &[req.clone()]).await.unwrap(),
+        store
+            .mark_requested(&j1.job_id, &[req.clone()])
+            .await
+            .unwrap(),
         vec![false]
     );
     assert!(!store
@@ -368,7 +371,12 @@ async fn lease_and_cursor(store: &dyn JobStore, tag: &str) {
     // w2 dies in page 1: whoever takes over next is told it replays a started page.
     let much_later = later + Duration::seconds(31);
     let LeaseOutcome::Acquired { replay, .. } = store
-        .acquire_lease(&j.job_id, "w2b", much_later, much_later + Duration::seconds(30))
+        .acquire_lease(
+            &j.job_id,
+            "w2b",
+            much_later,
+            much_later + Duration::seconds(30),
+        )
         .await
         .unwrap()
     else {

@@ -169,7 +169,11 @@ impl Fanout {
             {
                 LeaseOutcome::Acquired { job, replay } => {
                     if replay {
-                        tracing::warn!(job_id, page = job.cursor.page, "replaying a page an earlier invocation did not commit");
+                        tracing::warn!(
+                            job_id,
+                            page = job.cursor.page,
+                            "replaying a page an earlier invocation did not commit"
+                        );
                     }
                     *job
                 }

@@ -114,7 +114,7 @@ impl JobStore for MemoryJobStore {
                 format!("no job {job_id}"),
             ));
         };
-        if job.cursor.listing_done || is_terminal(job.state) {
+        if job.cursor.listing_done || job.state != JobState::Planning {
             return Ok(LeaseOutcome::Done);
         }
         if let Some((holder, expires)) = inner.leases.get(job_id) {
@@ -125,7 +125,8 @@ impl JobStore for MemoryJobStore {
         inner
             .leases
             .insert(job_id.to_string(), (owner.to_string(), until));
-        let replay = inner.started.insert(job_id.to_string(), job.cursor.page) == Some(job.cursor.page);
+        let replay =
+            inner.started.insert(job_id.to_string(), job.cursor.page) == Some(job.cursor.page);
         Ok(LeaseOutcome::Acquired {
             job: Box::new(job),
             replay,

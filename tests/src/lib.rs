@@ -265,3 +265,95 @@ pub async fn job_store() -> shared::adapters::dynamodb::DynamoJobStore {
     store.ensure_table().await.expect("create jobs table");
     store
 }
+
+/// SES v2 client for the emulator.
+pub async fn sesv2_client() -> aws_sdk_sesv2::Client {
+    aws_sdk_sesv2::Client::new(&aws_config().await)
+}
+
+/// GETs a path of the emulator's own API (e.g. `/moto-api/data.json`) and returns the body.
+/// Plain HTTP/1.0 over a socket keeps the test crate free of an HTTP client dependency.
+pub fn moto_api_get(path: &str) -> String {
+    use std::io::Write;
+    let address = moto_endpoint().trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect to moto");
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read moto response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("HTTP response with headers");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "GET {path}: {head}"
+    );
+    body.to_string()
+}
+
+/// A real SMTP server on loopback (`scripts/smtp-sink.py`, aiosmtpd from `./.venv`) that
+/// stores every message it receives as decoded JSON. Stopped when dropped.
+pub struct SmtpSink {
+    pub port: u16,
+    dir: PathBuf,
+    child: std::process::Child,
+}
+
+impl SmtpSink {
+    /// Starts the sink on a free port and waits until it accepts connections.
+    pub fn start() -> Self {
+        use std::io::BufRead;
+        let python = workspace_root().join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run `scripts/emulator.sh install` (or `make test`)",
+            python.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(unique_name("smtp-sink"));
+        let mut child = Command::new(python)
+            .arg(workspace_root().join("scripts/smtp-sink.py"))
+            .arg(port.to_string())
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start scripts/smtp-sink.py");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("smtp sink output");
+        assert_eq!(line.trim(), "ready", "smtp sink did not start");
+        SmtpSink { port, dir, child }
+    }
+
+    /// Messages received so far, oldest first.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

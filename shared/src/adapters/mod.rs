@@ -3,3 +3,5 @@
 pub mod dynamodb;
 pub mod memory;
 pub mod s3;
+pub mod ses;
+pub mod smtp;

@@ -1,8 +1,10 @@
 //! Domain rules. Nothing in here imports an AWS SDK type.
 
 pub mod cost;
+pub mod event;
 pub mod job;
 pub mod manifest;
+pub mod notification;
 pub mod object;
 pub mod path;
 pub mod request;

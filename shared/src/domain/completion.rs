@@ -856,7 +856,6 @@ mod tests {
     use crate::domain::job::{shard_of, Job, LeaseOutcome, PageCommit, PlanTotals};
     use crate::domain::object::RestoreStatus;
     use crate::domain::storage::{RetrievalTier, StorageClass};
-    use crate::ports::ObjectStore as _;
 
     const MANIFESTS: &str = "manifests";
 
@@ -1016,6 +1015,31 @@ mod tests {
             view.job.manifest.as_deref(),
             Some("s3://manifests/j1/report.json")
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_duplicates_count_once() {
+        let w = Arc::new(world(false));
+        let keys: Vec<String> = (0..20).map(|i| format!("race/{i}")).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        restoring_job(w.jobs.as_ref(), "jr", "pr", &refs).await;
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            for key in keys.iter().rev() {
+                let (w, key) = (w.clone(), key.clone());
+                tasks.push(tokio::spawn(async move {
+                    w.completion.record(&event(&key)).await.unwrap();
+                    w.completion.finalize("jr").await.unwrap()
+                }));
+            }
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let view = w.jobs.get_job("jr").await.unwrap().unwrap();
+        assert_eq!(view.settled.restored, 20);
+        assert_eq!(view.job.state, JobState::Completed);
+        assert_eq!(w.mailer.sent().len(), 1);
     }
 
     #[tokio::test]

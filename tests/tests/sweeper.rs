@@ -60,13 +60,23 @@ async fn the_sweeper_settles_an_object_whose_event_never_came() {
         &unique_name("p"),
         "ed@example.com",
         &assets,
-        &[("S/restored.mov", 64), ("S/never asked.mov", 64), ("S/deleted.mov", 64)],
+        &[
+            ("S/restored.mov", 64),
+            ("S/never asked.mov", 64),
+            ("S/deleted.mov", 64),
+        ],
     )
     .await;
     let mailer = Arc::new(MemoryMailer::new());
     let mut settings = CompletionSettings::new(&manifests, PriceList::aws());
     let completion_with = |settings: CompletionSettings| {
-        Completion::new(store.clone(), objects.clone(), Some(mailer.clone()), None, settings)
+        Completion::new(
+            store.clone(),
+            objects.clone(),
+            Some(mailer.clone()),
+            None,
+            settings,
+        )
     };
 
     // Inside the tier's window (Bulk: hours) nothing is checked.
@@ -79,7 +89,10 @@ async fn the_sweeper_settles_an_object_whose_event_never_came() {
     // Past it (a zero window here), every pending object is checked once.
     settings.window_override = Some(Duration::ZERO);
     let completion = completion_with(settings);
-    let report = completion.sweep(time::OffsetDateTime::now_utc()).await.unwrap();
+    let report = completion
+        .sweep(time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     assert_eq!(report.checked, 3);
     assert_eq!((report.restored, report.failed), (1, 2));
     assert_eq!(report.finalized, vec![job.clone()]);
@@ -101,7 +114,10 @@ async fn the_sweeper_settles_an_object_whose_event_never_came() {
     assert_eq!(mailer.sent().len(), 1);
 
     // The next sweep finds nothing to do: the job is no longer active.
-    let report = completion.sweep(time::OffsetDateTime::now_utc()).await.unwrap();
+    let report = completion
+        .sweep(time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
     assert_eq!(report.jobs, 0);
     assert_eq!(mailer.sent().len(), 1);
 }

@@ -1,0 +1,261 @@
+//! The event-driven half of the service on one machine: what AWS does between our Lambdas
+//! (S3 → restore-events, DynamoDB stream → fan-out continuation and finalizer, EventBridge
+//! schedule → sweeper), done by loops over the same shared code.
+//!
+//! Event delivery: moto sends `ObjectRestore:Completed` only lazily (on a read after its
+//! transition time) and without `glacierEventData`, so this runner does not wait for moto's
+//! notifications. It polls the pending objects of active jobs with HeadObject (which is also
+//! the read that moves moto's restore state on) and, for each one whose restored copy is
+//! readable, builds the S3 notification S3 would send (key URL-encoded with `+` for a space,
+//! expiry in `glacierEventData`) and hands it to the events handler
+//! ([`Completion::handle_events`]), the same code path as the Lambda. A finished job is then
+//! finalized exactly as the stream-driven finalizer does, and the sweeper runs on a short
+//! interval.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use shared::domain::completion::{Completion, FinalizeOutcome, SweepReport};
+use shared::domain::object::ObjectRef;
+use shared::domain::state::JobState;
+use shared::domain::storage::{Classification, RestorePolicy};
+use shared::ports::{JobStore, ObjectStore};
+use shared::Result;
+
+/// Continues a job's fan-out (lists and requests its next pages). Implemented over the
+/// fan-out of `shared::domain::fanout` by `restore-local serve`; `None` when jobs are
+/// fanned out elsewhere.
+#[async_trait]
+pub trait FanoutStep: Send + Sync {
+    async fn continue_job(&self, job_id: &str) -> Result<()>;
+}
+
+/// How often the loops run.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    /// Between two polls of pending objects (and fan-out continuations).
+    pub poll_interval: Duration,
+    /// Between two sweeps.
+    pub sweep_interval: Duration,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            poll_interval: Duration::from_secs(1),
+            sweep_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tick {
+    /// Jobs still active after the pass.
+    pub active: BTreeSet<String>,
+    /// Completion events delivered to the events handler.
+    pub events: usize,
+    /// Jobs finalized by this pass.
+    pub finalized: Vec<String>,
+}
+
+/// The local stand-in for S3 notifications, the table stream and the schedule.
+pub struct Pipeline {
+    completion: Arc<Completion>,
+    jobs: Arc<dyn JobStore>,
+    objects: Arc<dyn ObjectStore>,
+    fanout: Option<Arc<dyn FanoutStep>>,
+    settings: PipelineSettings,
+}
+
+impl Pipeline {
+    pub fn new(
+        completion: Arc<Completion>,
+        jobs: Arc<dyn JobStore>,
+        objects: Arc<dyn ObjectStore>,
+        fanout: Option<Arc<dyn FanoutStep>>,
+        settings: PipelineSettings,
+    ) -> Self {
+        Pipeline {
+            completion,
+            jobs,
+            objects,
+            fanout,
+            settings,
+        }
+    }
+
+    /// One pass over every active job: continue its fan-out, deliver completions of its
+    /// pending objects, settle early events, finalize it when complete.
+    pub async fn tick(&self) -> Result<Tick> {
+        let mut tick = Tick::default();
+        for job_id in self.jobs.active_jobs().await? {
+            let Some(view) = self.jobs.get_job(&job_id).await? else {
+                continue;
+            };
+            if view.job.state == JobState::Planning {
+                if let Some(fanout) = &self.fanout {
+                    fanout.continue_job(&job_id).await?;
+                }
+            }
+            tick.events += self.deliver_completions(&job_id).await?;
+            match self.completion.finalize(&job_id).await? {
+                FinalizeOutcome::Finalized { state, .. } => {
+                    tracing::info!(job_id = %job_id, state = %state, "job finalized");
+                    tick.finalized.push(job_id);
+                }
+                _ => {
+                    tick.active.insert(job_id);
+                }
+            }
+        }
+        Ok(tick)
+    }
+
+    /// HeadObject on the job's pending objects; every readable restored copy becomes an
+    /// `ObjectRestore:Completed` notification for the events handler. Returns how many.
+    async fn deliver_completions(&self, job_id: &str) -> Result<usize> {
+        let mut delivered = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .jobs
+                .list_objects(job_id, after.as_deref(), 500)
+                .await?;
+            let pending: Vec<_> = page
+                .objects
+                .into_iter()
+                .filter(|o| o.is_pending())
+                .collect();
+            self.completion.absorb_early(&pending).await?;
+            for object in pending {
+                let target = ObjectRef {
+                    bucket: object.bucket.clone(),
+                    key: object.key.clone(),
+                    version_id: object.version_id.clone(),
+                };
+                let head = match self.objects.head(&target).await {
+                    Ok(head) => head,
+                    Err(err) => {
+                        // The sweeper decides about objects that can't be read.
+                        tracing::debug!(job_id, key = %object.key, error = %err, "poll failed");
+                        continue;
+                    }
+                };
+                let tier = object
+                    .tier
+                    .unwrap_or(shared::domain::storage::RetrievalTier::Standard);
+                if let Classification::AlreadyRestored(status) =
+                    head.classify(tier, RestorePolicy::default())
+                {
+                    let expiry = status.expiry.and_then(|e| {
+                        e.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    });
+                    let payload =
+                        restore_notification(&object.bucket, &object.key, expiry.as_deref());
+                    let result = self.completion.handle_events(&payload).await?;
+                    delivered += result.completed;
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// One sweep (the scheduled `restore-sweeper`).
+    pub async fn sweep(&self) -> Result<SweepReport> {
+        self.completion.sweep(time::OffsetDateTime::now_utc()).await
+    }
+
+    /// Runs passes (and a sweep every `sweep_interval`) until `done` says stop, returning the
+    /// jobs finalized on the way. `done` sees the last pass.
+    pub async fn run_until(&self, mut done: impl FnMut(&Tick) -> bool) -> Result<Vec<String>> {
+        let mut finalized = Vec::new();
+        let mut last_sweep = std::time::Instant::now();
+        loop {
+            let tick = self.tick().await?;
+            finalized.extend(tick.finalized.iter().cloned());
+            if last_sweep.elapsed() >= self.settings.sweep_interval {
+                let report = self.sweep().await?;
+                finalized.extend(report.finalized);
+                last_sweep = std::time::Instant::now();
+            }
+            if done(&tick) {
+                return Ok(finalized);
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+    }
+}
+
+/// The S3 event notification S3 sends when a restore completes: key URL-encoded as S3 does
+/// (form encoding, `+` for a space), `glacierEventData` with the expiry when known.
+pub fn restore_notification(bucket: &str, key: &str, expiry: Option<&str>) -> Value {
+    const KEY_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/')
+        .remove(b' ');
+    let encoded = percent_encoding::utf8_percent_encode(key, KEY_SET)
+        .to_string()
+        .replace(' ', "+");
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut record = json!({
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": now,
+        "eventName": "ObjectRestore:Completed",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+            "object": {"key": encoded}
+        }
+    });
+    if let Some(expiry) = expiry {
+        record["glacierEventData"] = json!({"restoreEventData": {
+            "lifecycleRestorationExpiryTime": expiry,
+            "lifecycleRestoreStorageClass": "GLACIER"
+        }});
+    }
+    json!({ "Records": [record] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::event::{parse_payload, RecordOutcome};
+
+    #[test]
+    fn notifications_round_trip_through_the_event_parser() {
+        for key in ["a b+c/100%,x.mov", "Café 映像/ü.wav", "plain/key.mxf"] {
+            let payload = restore_notification("media", key, Some("2026-12-01T00:00:00Z"));
+            let encoded = payload["Records"][0]["s3"]["object"]["key"]
+                .as_str()
+                .unwrap();
+            assert!(
+                !encoded.contains(' ') && !encoded.contains(','),
+                "{encoded}"
+            );
+            match parse_payload(&payload).as_slice() {
+                [RecordOutcome::Completed(c)] => {
+                    assert_eq!(c.key, key);
+                    assert_eq!(c.bucket, "media");
+                    assert!(c.expiry.is_some());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

@@ -1,15 +1,23 @@
-# Developer entry points. `make local` runs the service end to end on this machine,
-# `make test` runs unit and integration tests against the local emulator.
+# Developer entry points. `make local` runs the service on this machine against the local AWS
+# emulator, `make test` runs unit and integration tests (each test file starts its own emulator).
 SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
+
+# Arguments of `restore-local demo`, e.g. `make local DEMO_ARGS="--tier Expedited"`.
+DEMO_ARGS ?=
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-emulator: ## install the local AWS emulator into ./.venv
+emulator: ## install the local AWS emulator (moto) into ./.venv
 	scripts/emulator.sh install
 
-test: emulator ## unit + integration tests (starts its own emulator)
+local: emulator ## run it locally: emulator + restore demo of sample objects, then stop
+	cargo build --quiet -p restore-local
+	RUST_LOG=$${RUST_LOG:-warn} scripts/emulator.sh run -- cargo run --quiet -p restore-local -- demo $(DEMO_ARGS)
+
+test: emulator ## unit + integration tests against the emulator
 	cargo test --workspace --no-fail-fast
 
-.PHONY: help emulator test
+.PHONY: help emulator local test

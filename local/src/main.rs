@@ -1,3 +1,30 @@
-fn main() {
+//! `restore-local`: the service on one machine against the local emulator.
+//! Subcommands: `demo` (a guided restore of sample objects).
+
+use std::process::ExitCode;
+
+mod demo;
+
+const USAGE: &str = "usage: restore-local <command>\n\
+  demo [--tier Expedited|Standard|Bulk]   restore sample objects on the emulator (AWS_ENDPOINT_URL)";
+
+#[tokio::main]
+async fn main() -> ExitCode {
     shared::telemetry::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo::run(&args[1..]).await,
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(code = err.code(), error = %err, "restore-local failed");
+            eprintln!("restore-local: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }

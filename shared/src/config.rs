@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use crate::adapters::smtp::SmtpConfig;
 use crate::{Error, Result};
 
 /// Names of the environment variables, for the `required` lists of the binaries.
@@ -31,7 +32,7 @@ pub mod vars {
     pub const SMTP_HOST: &str = "SMTP_HOST";
     pub const SMTP_PORT: &str = "SMTP_PORT";
     pub const SMTP_FROM: &str = "SMTP_FROM";
-    pub const SMTP_STARTTLS: &str = "SMTP_STARTTLS";
+    pub const SMTP_TLS: &str = "SMTP_TLS";
     pub const NOTIFICATION_EMAIL: &str = "NOTIFICATION_EMAIL";
     pub const PLUTO_PROJECT_URL: &str = "PLUTO_PROJECT_URL";
     pub const PRICE_LIST: &str = "PRICE_LIST";
@@ -45,7 +46,7 @@ use vars::*;
 /// Default DynamoDB table of jobs.
 pub const DEFAULT_JOBS_TABLE: &str = "restore-jobs";
 /// Default days a restored copy stays readable.
-pub const DEFAULT_RESTORE_DAYS: i32 = 7;
+pub const DEFAULT_RESTORE_DAYS: i32 = crate::domain::storage::DEFAULT_RESTORE_DAYS;
 /// Default client-side RestoreObject rate; S3 allows about 1,000/s per account and region, and
 /// other tools of the account need some of it.
 pub const DEFAULT_RESTORE_RATE_LIMIT: u32 = 500;
@@ -54,11 +55,9 @@ pub const DEFAULT_RESTORE_CONCURRENCY: usize = 64;
 /// Default SDK attempts per call (the SDK's own default is 3; mass restores meet SlowDown).
 pub const DEFAULT_AWS_MAX_ATTEMPTS: u32 = 5;
 /// Default price list name (today's AWS list prices; see `domain::cost`).
-pub const DEFAULT_PRICE_LIST: &str = "aws";
+pub const DEFAULT_PRICE_LIST: &str = crate::domain::cost::DEFAULT_PRICE_LIST;
 /// Namespace of the worker Jobs when `KUBE_NAMESPACE` is set but empty (the seed's default).
 pub const DEFAULT_KUBE_NAMESPACE: &str = "default";
-/// Default SMTP port (plain SMTP relay).
-pub const DEFAULT_SMTP_PORT: u16 = 25;
 
 /// Static AWS credentials from the environment. `Debug` never shows the secret parts.
 #[derive(Clone, PartialEq, Eq)]
@@ -79,15 +78,6 @@ impl fmt::Debug for StaticCredentials {
             )
             .finish()
     }
-}
-
-/// Where mail goes out by SMTP instead of SES (set when `SMTP_HOST` is).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    /// Upgrade the connection with STARTTLS (`SMTP_STARTTLS=true`).
-    pub starttls: bool,
 }
 
 /// Everything the binaries read from the environment. Optional settings are `Option`s; the ones
@@ -119,8 +109,9 @@ pub struct Config {
     pub worker_image: Option<String>,
     /// `BASE_PATH`: local assets root on premises.
     pub base_path: Option<String>,
-    /// `SMTP_HOST`/`SMTP_PORT`/`SMTP_STARTTLS`: mail by SMTP instead of SES.
-    pub smtp: Option<SmtpSettings>,
+    /// `SMTP_HOST`/`SMTP_PORT`/`SMTP_TLS` (+ `SMTP_FROM`): mail by SMTP instead of SES; parsed
+    /// by the SMTP adapter's own loader so there is one reading of these variables.
+    pub smtp: Option<SmtpConfig>,
     /// `SMTP_FROM`: sender address of every mail (SES or SMTP); required with `SMTP_HOST`.
     pub mail_from: Option<String>,
     /// `NOTIFICATION_EMAIL`: comma-separated recipients told about every job.
@@ -244,21 +235,12 @@ impl Config {
         if let Some(from) = &mail_from {
             check_email(SMTP_FROM, from)?;
         }
-        let smtp = match get(SMTP_HOST) {
-            Some(host) => {
-                if mail_from.is_none() {
-                    return Err(Error::Config(format!(
-                        "missing required environment variable {SMTP_FROM} (needed because {SMTP_HOST} is set)"
-                    )));
-                }
-                Some(SmtpSettings {
-                    host,
-                    port: number(&get, SMTP_PORT, DEFAULT_SMTP_PORT, 1, u16::MAX)?,
-                    starttls: boolean(&get, SMTP_STARTTLS, false)?,
-                })
-            }
-            None => None,
-        };
+        if get(SMTP_HOST).is_some() && mail_from.is_none() {
+            return Err(Error::Config(format!(
+                "missing required environment variable {SMTP_FROM} (needed because {SMTP_HOST} is set)"
+            )));
+        }
+        let smtp = SmtpConfig::from_lookup(get)?;
         let notification_emails = get(NOTIFICATION_EMAIL)
             .as_deref()
             .map(list)
@@ -408,18 +390,6 @@ where
     }
 }
 
-fn boolean<G>(get: &G, var: &str, default: bool) -> Result<bool>
-where
-    G: Fn(&str) -> Option<String>,
-{
-    match get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
-        None => Ok(default),
-        Some("true" | "1" | "yes" | "on") => Ok(true),
-        Some("false" | "0" | "no" | "off") => Ok(false),
-        Some(other) => Err(invalid(var, other, "true or false")),
-    }
-}
-
 /// S3 bucket naming rules (3–63 lowercase letters, digits, `.`, `-`; alphanumeric at both ends):
 /// catches a typo or a pasted `s3://` URL at cold start instead of at the first listing.
 fn check_bucket(var: &str, bucket: &str) -> Result<()> {
@@ -446,7 +416,12 @@ fn check_bucket(var: &str, bucket: &str) -> Result<()> {
     }
 }
 
-fn check_email(var: &str, address: &str) -> Result<()> {
+/// An address, bare or as `Name <addr@example.com>`.
+fn check_email(var: &str, value: &str) -> Result<()> {
+    let address = match (value.rfind('<'), value.strip_suffix('>')) {
+        (Some(open), Some(inner)) => &inner[open + 1..],
+        _ => value,
+    };
     let ok = match address.rsplit_once('@') {
         Some((local, domain)) => {
             !local.is_empty()
@@ -458,7 +433,7 @@ fn check_email(var: &str, address: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(var, address, "an email address"))
+        Err(invalid(var, value, "an email address"))
     }
 }
 
@@ -541,14 +516,9 @@ mod tests {
         assert_eq!(config.manifest_bucket.as_deref(), Some("restore-manifests"));
         assert_eq!(config.region.as_deref(), Some("eu-west-1"));
         assert_eq!(config.kube_namespace.as_deref(), Some("media"));
-        assert_eq!(
-            config.smtp,
-            Some(SmtpSettings {
-                host: "mail.local".into(),
-                port: 2525,
-                starttls: false
-            })
-        );
+        let smtp = config.smtp.clone().expect("SMTP settings");
+        assert_eq!((smtp.host.as_str(), smtp.port), ("mail.local", 2525));
+        assert_eq!(smtp.from, "restore@example.com");
         assert_eq!(
             config.notification_emails,
             ["ops@example.com", "archive@example.com"]
@@ -613,9 +583,13 @@ mod tests {
                 &[
                     ("SMTP_HOST", "mail"),
                     ("SMTP_FROM", "a@b.c"),
-                    ("SMTP_STARTTLS", "maybe"),
+                    ("SMTP_TLS", "maybe"),
                 ],
-                "SMTP_STARTTLS",
+                "SMTP_TLS",
+            ),
+            (
+                &[("SMTP_FROM", "Restore <restore.example.com>")],
+                "SMTP_FROM",
             ),
             (
                 &[("KUBE_NAMESPACE", "Media_NS"), ("WORKER_IMAGE", "w")],
@@ -653,6 +627,15 @@ mod tests {
         assert_eq!(config.kube_namespace.as_deref(), Some("default"));
         let err = load(&[], &[KUBE_NAMESPACE]).unwrap_err();
         assert!(message(err).contains("KUBE_NAMESPACE"));
+    }
+
+    #[test]
+    fn sender_may_carry_a_display_name() {
+        let config = load(&[("SMTP_FROM", "Media Restore <restore@example.com>")], &[]).unwrap();
+        assert_eq!(
+            config.mail_from.as_deref(),
+            Some("Media Restore <restore@example.com>")
+        );
     }
 
     #[test]

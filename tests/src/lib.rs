@@ -1,9 +1,10 @@
 //! Test support for the integration tests: one moto server per test process and SDK clients
 //! pointed at it.
 //!
-//! When `MOTO_ENDPOINT` is set (as `make test` does), that server is used. Otherwise the
-//! process starts its own `moto_server` from `./.venv` (run `scripts/emulator.sh install` once)
-//! on a free loopback port; it is stopped when the test process exits (its stdin closes).
+//! When `MOTO_ENDPOINT` is set (e.g. to a server from `scripts/emulator.sh start`), that server
+//! is used. Otherwise the process starts its own `moto_server` from `./.venv` (run
+//! `scripts/emulator.sh install` once) on a free loopback port; it is stopped when the test
+//! process exits (its stdin closes). `make test` leaves it unset: one server per test file.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -148,7 +149,19 @@ pub struct RecordedRequest {
     pub method: String,
     /// Path and query, e.g. `/bucket/key?restore`.
     pub target: String,
+    /// Header names lowercased, in the order received.
+    pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+impl RecordedRequest {
+    /// The value of a header (name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A loopback HTTP server answering with scripted responses, in order (the last one repeats):
@@ -196,6 +209,7 @@ fn read_request(stream: &std::net::TcpStream) -> Option<RecordedRequest> {
     let method = parts.next()?.to_owned();
     let target = parts.next()?.to_owned();
     let mut length = 0usize;
+    let mut headers = Vec::new();
     loop {
         let mut header = String::new();
         reader.read_line(&mut header).ok()?;
@@ -207,6 +221,7 @@ fn read_request(stream: &std::net::TcpStream) -> Option<RecordedRequest> {
             if name.eq_ignore_ascii_case("content-length") {
                 length = value.trim().parse().unwrap_or(0);
             }
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
     }
     let mut request_body = vec![0u8; length];
@@ -214,6 +229,7 @@ fn read_request(stream: &std::net::TcpStream) -> Option<RecordedRequest> {
     Some(RecordedRequest {
         method,
         target,
+        headers,
         body: String::from_utf8_lossy(&request_body).into_owned(),
     })
 }
@@ -226,6 +242,7 @@ fn write_response(mut stream: std::net::TcpStream, status: u16, body: &str) {
         403 => "Forbidden",
         404 => "Not Found",
         409 => "Conflict",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Status",
     };
@@ -479,4 +496,207 @@ pub fn s3_restore_event(bucket: &str, key: &str, expiry: &str) -> serde_json::Va
             "lifecycleRestoreStorageClass": "GLACIER"
         }}
     }]})
+}
+
+/// A fake of the Lambda Runtime API on loopback, enough to drive a function binary as Lambda
+/// would: it hands out queued events on `GET …/invocation/next` and records what the function
+/// answers (`…/response` or `…/error`) and any `…/init/error`.
+///
+/// Start the binary with [`LambdaRuntimeFake::env`] as its environment, [`push`] events and
+/// [`wait_result`] for each answer.
+///
+/// [`push`]: LambdaRuntimeFake::push
+/// [`wait_result`]: LambdaRuntimeFake::wait_result
+pub struct LambdaRuntimeFake {
+    pub address: String,
+    state: std::sync::Arc<(std::sync::Mutex<RuntimeState>, std::sync::Condvar)>,
+}
+
+/// What a function answered to one invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InvocationResult {
+    Response(serde_json::Value),
+    Error(serde_json::Value),
+}
+
+#[derive(Default)]
+struct RuntimeState {
+    pending: std::collections::VecDeque<(String, String)>,
+    results: std::collections::HashMap<String, InvocationResult>,
+    init_error: Option<String>,
+}
+
+impl LambdaRuntimeFake {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let state = std::sync::Arc::new((
+            std::sync::Mutex::new(RuntimeState::default()),
+            std::sync::Condvar::new(),
+        ));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let shared = shared.clone();
+                std::thread::spawn(move || serve_runtime_connection(stream, &shared));
+            }
+        });
+        LambdaRuntimeFake { address, state }
+    }
+
+    /// Environment a function binary needs to talk to this fake.
+    pub fn env(&self, function_name: &str) -> Vec<(String, String)> {
+        [
+            ("AWS_LAMBDA_RUNTIME_API", self.address.as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", function_name),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/test"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "test-stream"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Queues an event; returns its request id.
+    pub fn push(&self, event: &serde_json::Value) -> String {
+        let id = unique_name("request");
+        let (lock, ready) = &*self.state;
+        lock.lock()
+            .unwrap()
+            .pending
+            .push_back((id.clone(), event.to_string()));
+        ready.notify_all();
+        id
+    }
+
+    /// Waits for the function's answer to `request_id`; panics after `timeout`, or at once if
+    /// the function reported an init error.
+    pub fn wait_result(&self, request_id: &str, timeout: Duration) -> InvocationResult {
+        let (lock, ready) = &*self.state;
+        let deadline = Instant::now() + timeout;
+        let mut state = lock.lock().unwrap();
+        loop {
+            if let Some(result) = state.results.get(request_id) {
+                return result.clone();
+            }
+            if let Some(error) = &state.init_error {
+                panic!("function failed to initialise: {error}");
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "no answer to {request_id} within {timeout:?}"
+            );
+            state = ready.wait_timeout(state, deadline - now).unwrap().0;
+        }
+    }
+}
+
+fn serve_runtime_connection(
+    stream: std::net::TcpStream,
+    state: &(std::sync::Mutex<RuntimeState>, std::sync::Condvar),
+) {
+    use std::io::{BufRead, Write};
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = request_line.split_whitespace();
+        let (method, path) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let mut content_length = 0usize;
+        let mut chunked = false;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                let value = value.trim();
+                match name.to_ascii_lowercase().as_str() {
+                    "content-length" => content_length = value.parse().unwrap_or(0),
+                    "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let mut size_line = String::new();
+                reader.read_line(&mut size_line).unwrap();
+                let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap(), 16)
+                    .unwrap_or(0);
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).unwrap();
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else {
+            body.resize(content_length, 0);
+            reader.read_exact(&mut body).unwrap();
+        }
+        let (lock, ready) = state;
+        let reply = |writer: &mut std::net::TcpStream, status: &str, headers: &str, body: &str| {
+            let _ = write!(
+                writer,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = writer.flush();
+        };
+        if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            let (id, event) = {
+                let mut guard = lock.lock().unwrap();
+                loop {
+                    if let Some(next) = guard.pending.pop_front() {
+                        break next;
+                    }
+                    guard = ready.wait(guard).unwrap();
+                }
+            };
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 60_000;
+            let headers = format!(
+                "lambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: {deadline}\r\n\
+                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:test\r\n\
+                 lambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\n"
+            );
+            reply(&mut writer, "200 OK", &headers, &event);
+            continue;
+        }
+        let text = String::from_utf8_lossy(&body).to_string();
+        let json =
+            || serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text.clone()));
+        let mut guard = lock.lock().unwrap();
+        if path.ends_with("/runtime/init/error") {
+            guard.init_error = Some(text.clone());
+        } else if let Some(rest) = path.strip_suffix("/response") {
+            let id = rest.rsplit('/').next().unwrap_or_default().to_string();
+            guard.results.insert(id, InvocationResult::Response(json()));
+        } else if let Some(rest) = path.strip_suffix("/error") {
+            let id = rest.rsplit('/').next().unwrap_or_default().to_string();
+            guard.results.insert(id, InvocationResult::Error(json()));
+        }
+        drop(guard);
+        ready.notify_all();
+        reply(&mut writer, "202 Accepted", "", "{}");
+    }
 }

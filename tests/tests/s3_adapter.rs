@@ -6,7 +6,7 @@ use aws_sdk_s3::types::StorageClass as SdkClass;
 use integration_tests::{aws_config, s3_client, unique_name};
 use shared::adapters::s3::S3ObjectStore;
 use shared::domain::object::{ObjectRef, RestoreOutcome, RestoreParams};
-use shared::domain::storage::{RetrievalTier, StorageClass};
+use shared::domain::storage::{Classification, RestorePolicy, RetrievalTier, StorageClass};
 use shared::ports::ObjectStore;
 use shared::Error;
 
@@ -126,6 +126,37 @@ async fn listing_pages_through_the_prefix_with_classes_and_sizes() {
     assert!(listed.iter().all(|o| o.bucket == bucket));
     // moto 5.2 ignores OptionalObjectAttributes: no restore status, not an error.
     assert!(listed.iter().all(|o| o.restore.is_none()));
+
+    // Classification of what was listed, for an Expedited request.
+    let policy = RestorePolicy { days: 7 };
+    let plan = |key: &str| {
+        let object = listed.iter().find(|o| o.key == key).unwrap();
+        object.classify(RetrievalTier::Expedited, policy)
+    };
+    for key in ["project/Assets/proxy.mp4", "project/Assets/poster.png"] {
+        assert_eq!(plan(key), Classification::Readable, "{key}");
+    }
+    let Classification::Restore(glacier) = plan("project/Assets/clip 1.mov") else {
+        panic!("GLACIER needs a restore")
+    };
+    assert_eq!(glacier.params.tier, RetrievalTier::Expedited);
+    assert_eq!(glacier.params.days, Some(7));
+    let Classification::Restore(deep) = plan("project/Assets/deep/clip-2.mxf") else {
+        panic!("DEEP_ARCHIVE needs a restore")
+    };
+    assert_eq!(
+        deep.params.tier,
+        RetrievalTier::Standard,
+        "no Expedited for Deep Archive"
+    );
+    assert!(deep.fallback.is_some());
+    let Classification::Restore(tiered) = plan("project/Assets/tiered.wav") else {
+        panic!("INTELLIGENT_TIERING gets a restore attempt")
+    };
+    assert_eq!(
+        tiered.params.days, None,
+        "never Days for Intelligent-Tiering"
+    );
 }
 
 #[tokio::test]

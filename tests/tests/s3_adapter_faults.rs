@@ -1,4 +1,5 @@
-//! RestoreObject answers moto never gives (409, 503 SlowDown, 503 Expedited capacity,
+//! S3 answers moto never gives (409, 503 SlowDown, 503 Expedited capacity, listings with a
+//! RestoreStatus, endpoints rejecting OptionalObjectAttributes,
 //! ObjectAlreadyInActiveTierError), served by a scripted loopback server to the real SDK client
 //! built by `aws_sdk_config`: the answer mapping, the retries, and the request S3 receives.
 
@@ -198,4 +199,123 @@ async fn already_restored_answer_is_200() {
         .await
         .unwrap();
     assert_eq!(outcome, RestoreOutcome::AlreadyRestored);
+}
+
+fn listing(contents: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+         <Name>media</Name><Prefix>project/</Prefix><MaxKeys>1000</MaxKeys>\
+         <IsTruncated>false</IsTruncated>{contents}</ListBucketResult>"
+    )
+}
+
+const RESTORED_AND_RESTORING: &str = "\
+    <Contents><Key>project/a.mov</Key><Size>5</Size><StorageClass>GLACIER</StorageClass>\
+    <RestoreStatus><IsRestoreInProgress>false</IsRestoreInProgress>\
+    <RestoreExpiryDate>2030-01-02T03:04:05.000Z</RestoreExpiryDate></RestoreStatus></Contents>\
+    <Contents><Key>project/b.mxf</Key><Size>7</Size><StorageClass>DEEP_ARCHIVE</StorageClass>\
+    <RestoreStatus><IsRestoreInProgress>true</IsRestoreInProgress></RestoreStatus></Contents>\
+    <Contents><Key>project/c.mov</Key><Size>9</Size><StorageClass>GLACIER</StorageClass></Contents>";
+
+#[tokio::test]
+async fn listing_asks_for_and_reads_the_restore_status() {
+    let server = ScriptedServer::start(vec![(200, listing(RESTORED_AND_RESTORING))]);
+    let page = store_for(&server, 3)
+        .await
+        .list_page("media", "project/", None, 1000)
+        .await
+        .unwrap();
+    let requests = server.requests();
+    assert_eq!(
+        requests[0].header("x-amz-optional-object-attributes"),
+        Some("RestoreStatus")
+    );
+    assert!(
+        requests[0].target.contains("list-type=2"),
+        "{}",
+        requests[0].target
+    );
+    assert_eq!(page.next, None);
+    let status: Vec<_> = page
+        .objects
+        .iter()
+        .map(|o| (o.key.as_str(), o.restore.clone()))
+        .collect();
+    assert_eq!(
+        status,
+        vec![
+            (
+                "project/a.mov",
+                Some(shared::domain::object::RestoreStatus {
+                    ongoing: false,
+                    expiry: Some(time::macros::datetime!(2030-01-02 03:04:05 UTC)),
+                })
+            ),
+            (
+                "project/b.mxf",
+                Some(shared::domain::object::RestoreStatus {
+                    ongoing: true,
+                    expiry: None,
+                })
+            ),
+            ("project/c.mov", None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn listing_falls_back_when_the_endpoint_rejects_optional_attributes() {
+    let server = ScriptedServer::start(vec![
+        (
+            501,
+            s3_error_body(
+                "NotImplemented",
+                "A header you provided implies functionality that is not implemented",
+            ),
+        ),
+        (200, listing(RESTORED_AND_RESTORING)),
+    ]);
+    let store = store_for(&server, 3).await;
+    let page = store
+        .list_page("media", "project/", None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(page.objects.len(), 3);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "one rejected attempt, one plain listing");
+    assert!(requests[0]
+        .header("x-amz-optional-object-attributes")
+        .is_some());
+    assert!(requests[1]
+        .header("x-amz-optional-object-attributes")
+        .is_none());
+
+    // Remembered: the next page is listed plainly at once.
+    store
+        .list_page("media", "project/", Some("token"), 1000)
+        .await
+        .unwrap();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(requests[2]
+        .header("x-amz-optional-object-attributes")
+        .is_none());
+    assert!(requests[2].target.contains("continuation-token=token"));
+}
+
+#[tokio::test]
+async fn listing_errors_other_than_rejections_are_not_masked() {
+    let server = ScriptedServer::start(vec![(403, s3_error_body("AccessDenied", "Access Denied"))]);
+    let err = store_for(&server, 3)
+        .await
+        .list_page("media", "project/", None, 1000)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("AccessDenied"), "{err}");
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "no fallback listing for a real failure"
+    );
 }

@@ -251,9 +251,12 @@ async fn a_store_failure_names_only_the_failed_sqs_message() {
     let result = completion.handle_events(&payload).await.unwrap();
     assert_eq!(
         result.response,
-        json!({"batchItemFailures": [{"itemIdentifier": "good-but-unstorable"}]})
+        json!({"batchItemFailures": [
+            {"itemIdentifier": "good-but-unstorable"},
+            {"itemIdentifier": "malformed"}
+        ]})
     );
-    assert_eq!(result.malformed, 1);
+    assert_eq!((result.malformed, result.failed), (1, 1));
     // A direct invocation fails as a whole, so Lambda retries it.
     assert!(completion
         .handle_events(&s3_restore_event(BUCKET, "p5/a.mov", EXPIRY))

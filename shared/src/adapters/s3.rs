@@ -21,7 +21,6 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     GlacierJobParameters, OptionalObjectAttributes, RestoreRequest, Tier as SdkTier,
 };
-use aws_smithy_types::date_time::Format;
 use time::OffsetDateTime;
 
 use crate::domain::object::{
@@ -141,9 +140,7 @@ impl ObjectStore for S3ObjectStore {
                     bucket: bucket.to_owned(),
                     key,
                     size: object.size().unwrap_or(0).max(0) as u64,
-                    storage_class: storage_class_from_s3(
-                        object.storage_class().map(|c| c.as_str()),
-                    ),
+                    storage_class: storage_class(object.storage_class().map(|c| c.as_str())),
                     restore: object.restore_status().and_then(|status| {
                         restore_status_from_listing(
                             status.is_restore_in_progress(),
@@ -218,7 +215,7 @@ impl ObjectStore for S3ObjectStore {
                 }
             })?;
         let restore = match output.restore() {
-            Some(header) => Some(parse_restore_header(header).ok_or_else(|| {
+            Some(header) => Some(RestoreStatus::parse_header(header).ok_or_else(|| {
                 Error::upstream(
                     "s3",
                     format!("HeadObject {target}: unreadable x-amz-restore header {header:?}"),
@@ -229,11 +226,11 @@ impl ObjectStore for S3ObjectStore {
         Ok(ObjectHead {
             size: output.content_length().unwrap_or(0).max(0) as u64,
             // S3 omits x-amz-storage-class for STANDARD objects.
-            storage_class: storage_class_from_s3(output.storage_class().map(|c| c.as_str())),
+            storage_class: storage_class(output.storage_class().map(|c| c.as_str())),
             restore,
             archive_status: output
                 .archive_status()
-                .and_then(|s| archive_status_from_s3(s.as_str())),
+                .and_then(|s| ArchiveStatus::from_s3(s.as_str())),
         })
     }
 
@@ -344,7 +341,12 @@ where
         ),
         None => format!("{operation} {target}: {}{status}", DisplayErrorContext(err)),
     };
-    tracing::warn!(operation, target, code = err.code(), "S3 call failed");
+    tracing::warn!(
+        operation,
+        object = target,
+        code = err.code(),
+        "S3 call failed"
+    );
     Error::upstream("s3", message)
 }
 
@@ -356,28 +358,9 @@ fn sdk_tier(tier: RetrievalTier) -> SdkTier {
     }
 }
 
-/// S3's storage-class string to the domain type; absent means STANDARD (S3 omits it).
-// TODO(merge): switch to `StorageClass::from_s3` once the domain branch lands.
-fn storage_class_from_s3(class: Option<&str>) -> StorageClass {
-    match class.unwrap_or("STANDARD") {
-        "STANDARD" => StorageClass::Standard,
-        "STANDARD_IA" => StorageClass::StandardIa,
-        "ONEZONE_IA" => StorageClass::OnezoneIa,
-        "REDUCED_REDUNDANCY" => StorageClass::ReducedRedundancy,
-        "GLACIER_IR" => StorageClass::GlacierIr,
-        "GLACIER" => StorageClass::Glacier,
-        "DEEP_ARCHIVE" => StorageClass::DeepArchive,
-        "INTELLIGENT_TIERING" => StorageClass::IntelligentTiering,
-        other => StorageClass::Other(other.to_owned()),
-    }
-}
-
-fn archive_status_from_s3(status: &str) -> Option<ArchiveStatus> {
-    match status {
-        "ARCHIVE_ACCESS" => Some(ArchiveStatus::ArchiveAccess),
-        "DEEP_ARCHIVE_ACCESS" => Some(ArchiveStatus::DeepArchiveAccess),
-        _ => None,
-    }
+/// S3 omits the storage class for STANDARD objects.
+fn storage_class(class: Option<&str>) -> StorageClass {
+    StorageClass::from_s3(class.unwrap_or("STANDARD"))
 }
 
 /// The listing's `RestoreStatus` element; absent (never restored) when S3 sent no flag.
@@ -397,27 +380,6 @@ fn to_offset(date: &aws_smithy_types::DateTime) -> Option<OffsetDateTime> {
         .ok()?
         .replace_nanosecond(date.subsec_nanos())
         .ok()
-}
-
-/// Parses `x-amz-restore` (`ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00
-/// GMT"`); `None` when the header has no `ongoing-request` flag.
-// TODO(merge): switch to `RestoreStatus::parse_header` once the domain branch lands.
-fn parse_restore_header(header: &str) -> Option<RestoreStatus> {
-    let field = |name: &str| -> Option<&str> {
-        let start = header.find(name)? + name.len();
-        let rest = header[start..].trim_start().strip_prefix('=')?.trim_start();
-        let rest = rest.strip_prefix('"')?;
-        Some(&rest[..rest.find('"')?])
-    };
-    let ongoing = match field("ongoing-request")?.to_ascii_lowercase().as_str() {
-        "true" => true,
-        "false" => false,
-        _ => return None,
-    };
-    let expiry = field("expiry-date")
-        .and_then(|d| aws_smithy_types::DateTime::from_str(d, Format::HttpDate).ok())
-        .and_then(|d| to_offset(&d));
-    Some(RestoreStatus { ongoing, expiry })
 }
 
 #[cfg(test)]
@@ -463,68 +425,22 @@ mod tests {
     }
 
     #[test]
-    fn storage_classes_map_from_s3_strings() {
-        assert_eq!(storage_class_from_s3(None), StorageClass::Standard);
+    fn absent_storage_class_is_standard() {
+        assert_eq!(storage_class(None), StorageClass::Standard);
+        assert_eq!(storage_class(Some("GLACIER")), StorageClass::Glacier);
         assert_eq!(
-            storage_class_from_s3(Some("GLACIER")),
-            StorageClass::Glacier
-        );
-        assert_eq!(
-            storage_class_from_s3(Some("DEEP_ARCHIVE")),
+            storage_class(Some("DEEP_ARCHIVE")),
             StorageClass::DeepArchive
         );
+        assert_eq!(storage_class(Some("GLACIER_IR")), StorageClass::GlacierIr);
         assert_eq!(
-            storage_class_from_s3(Some("GLACIER_IR")),
-            StorageClass::GlacierIr
-        );
-        assert_eq!(
-            storage_class_from_s3(Some("INTELLIGENT_TIERING")),
+            storage_class(Some("INTELLIGENT_TIERING")),
             StorageClass::IntelligentTiering
         );
         assert_eq!(
-            storage_class_from_s3(Some("EXPRESS_ONEZONE")),
+            storage_class(Some("EXPRESS_ONEZONE")),
             StorageClass::Other("EXPRESS_ONEZONE".into())
         );
-    }
-
-    #[test]
-    fn archive_status_maps_known_tiers_only() {
-        assert_eq!(
-            archive_status_from_s3("ARCHIVE_ACCESS"),
-            Some(ArchiveStatus::ArchiveAccess)
-        );
-        assert_eq!(
-            archive_status_from_s3("DEEP_ARCHIVE_ACCESS"),
-            Some(ArchiveStatus::DeepArchiveAccess)
-        );
-        assert_eq!(archive_status_from_s3("SOMETHING_NEW"), None);
-    }
-
-    #[test]
-    fn restore_header_parses_finished_and_ongoing() {
-        assert_eq!(
-            parse_restore_header(
-                r#"ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT""#
-            ),
-            Some(RestoreStatus {
-                ongoing: false,
-                expiry: Some(datetime!(2012-12-21 00:00:00 UTC)),
-            })
-        );
-        assert_eq!(
-            parse_restore_header(r#"ongoing-request="true""#),
-            Some(RestoreStatus {
-                ongoing: true,
-                expiry: None
-            })
-        );
-    }
-
-    #[test]
-    fn restore_header_without_flag_is_rejected() {
-        assert_eq!(parse_restore_header(""), None);
-        assert_eq!(parse_restore_header(r#"ongoing-request="maybe""#), None);
-        assert_eq!(parse_restore_header("garbage"), None);
     }
 
     #[test]

@@ -134,6 +134,8 @@ pub struct EventsResult {
     pub completed: usize,
     pub ignored: usize,
     pub malformed: usize,
+    /// Completions the store could not record.
+    pub failed: usize,
     /// Jobs whose counts moved (the finalizer checks them).
     pub touched_jobs: BTreeSet<String>,
     /// Lambda answer: `{"batchItemFailures": [...]}` for SQS, a summary otherwise.
@@ -300,74 +302,93 @@ impl Completion {
     }
 
     /// Handles a whole `restore-events` invocation payload (S3 notification, SQS batch of
-    /// them, or EventBridge). A malformed record is logged and reported without failing the
-    /// others; for SQS the messages whose records could not be tallied are named in a partial
-    /// batch response so only they come back. For direct invocations a store failure is an
-    /// error (the asynchronous invocation is retried; the tally is idempotent).
+    /// them, or EventBridge) with the Lambda's rules: for SQS, a partial batch response naming
+    /// only the messages with a malformed record or a failed tally (the rest is deleted, the bad
+    /// ones end in the DLQ); for a direct invocation every record is processed and then, if any
+    /// was malformed or failed, an error (Lambda retries; the tally is idempotent). Other event
+    /// names are acknowledged and ignored.
     pub async fn handle_events(&self, payload: &Value) -> Result<EventsResult> {
         let mut result = EventsResult::default();
         match parse_invocation(payload) {
             Invocation::Sqs(items) => {
                 let mut failures = Vec::new();
                 for item in items {
-                    let mut failed = false;
+                    let mut ok = true;
                     for record in &item.records {
-                        if let Err(err) = self.handle_record(record, &mut result).await {
-                            tracing::error!(message_id = %item.message_id, error = %err, "completion not tallied");
-                            failed = true;
-                        }
+                        ok &= self.handle_record(record, &mut result).await;
                     }
-                    if failed {
+                    if !ok {
+                        tracing::warn!(message_id = %item.message_id, "message reported as failed");
                         failures.push(json!({ "itemIdentifier": item.message_id }));
                     }
                 }
                 result.response = json!({ "batchItemFailures": failures });
             }
             Invocation::Direct(records) => {
+                let mut failed = 0;
                 for record in &records {
-                    self.handle_record(record, &mut result).await?;
+                    if !self.handle_record(record, &mut result).await {
+                        failed += 1;
+                    }
+                }
+                if failed > 0 {
+                    return Err(Error::upstream(
+                        "events",
+                        format!(
+                            "{failed} of {} record(s) malformed or not tallied",
+                            records.len()
+                        ),
+                    ));
                 }
                 result.response = json!({
                     "completed": result.completed,
                     "ignored": result.ignored,
-                    "malformed": result.malformed,
                 });
             }
             Invocation::Unrecognised(why) => {
-                tracing::warn!(reason = %why, "unrecognised invocation acknowledged");
-                result.malformed += 1;
-                result.response =
-                    json!({ "completed": 0, "ignored": 0, "malformed": 1, "error": why });
+                return Err(Error::validation(
+                    "unrecognised_event",
+                    format!("unrecognised event: {why}"),
+                ));
             }
         }
         Ok(result)
     }
 
-    async fn handle_record(&self, record: &RecordOutcome, result: &mut EventsResult) -> Result<()> {
+    /// One record; false when it must be reported (malformed, or the tally failed).
+    async fn handle_record(&self, record: &RecordOutcome, result: &mut EventsResult) -> bool {
         match record {
-            RecordOutcome::Completed(event) => {
-                let outcome = self.record(event).await?;
-                result.completed += 1;
-                tracing::info!(
-                    bucket = %event.bucket,
-                    key = %event.key,
-                    settled = outcome.settled.len(),
-                    duplicates = outcome.duplicates,
-                    early = outcome.kept_early,
-                    "restore completion"
-                );
-                result.touched_jobs.extend(outcome.settled);
-            }
+            RecordOutcome::Completed(event) => match self.record(event).await {
+                Ok(outcome) => {
+                    result.completed += 1;
+                    tracing::info!(
+                        bucket = %event.bucket,
+                        key = %event.key,
+                        settled = outcome.settled.len(),
+                        duplicates = outcome.duplicates,
+                        early = outcome.kept_early,
+                        "restore completion"
+                    );
+                    result.touched_jobs.extend(outcome.settled);
+                    true
+                }
+                Err(err) => {
+                    tracing::error!(bucket = %event.bucket, key = %event.key, error = %err, "completion not tallied");
+                    result.failed += 1;
+                    false
+                }
+            },
             RecordOutcome::Ignored { event_name } => {
                 tracing::info!(event_name = %event_name, "event ignored");
                 result.ignored += 1;
+                true
             }
             RecordOutcome::Malformed(why) => {
-                tracing::warn!(reason = %why, "malformed event record skipped");
+                tracing::warn!(reason = %why, "malformed event record");
                 result.malformed += 1;
+                false
             }
         }
-        Ok(())
     }
 
     // ---- finalize ------------------------------------------------------------------------
@@ -1273,7 +1294,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sqs_batches_report_only_untallied_messages() {
+    async fn sqs_batches_name_only_bad_messages() {
         let w = world(false);
         restoring_job(w.jobs.as_ref(), "j9", "p9", &["p9/a b+c"]).await;
         let body = json!({"Records": [{
@@ -1290,7 +1311,10 @@ mod tests {
             (result.completed, result.malformed, result.ignored),
             (1, 1, 1)
         );
-        assert_eq!(result.response, json!({"batchItemFailures": []}));
+        assert_eq!(
+            result.response,
+            json!({"batchItemFailures": [{"itemIdentifier": "m2"}]})
+        );
         assert_eq!(
             w.jobs
                 .get_job("j9")
@@ -1306,7 +1330,10 @@ mod tests {
             "body": json!({"Records": [{"eventName": "ObjectRestore:Completed", "s3": {"bucket": {"name": ""}, "object": {"key": "k"}}}]}).to_string()}]});
         let result = w.completion.handle_events(&empty).await.unwrap();
         assert_eq!(result.malformed, 1);
-        assert_eq!(result.response, json!({"batchItemFailures": []}));
+        assert_eq!(
+            result.response,
+            json!({"batchItemFailures": [{"itemIdentifier": "m4"}]})
+        );
         assert!(w.jobs.get_early_event("", "k").await.unwrap().is_none());
     }
 

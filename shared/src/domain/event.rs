@@ -5,6 +5,7 @@
 //!   "aws:s3", "eventName": "ObjectRestore:Completed", ...}]}`);
 //! * the same notification JSON carried in the body of SQS messages (S3 → SQS → Lambda), also
 //!   when wrapped in an SNS envelope (S3 → SNS → SQS), or an EventBridge event in the body;
+//! * SNS records (S3 → SNS → Lambda), the notification in `Sns.Message`;
 //! * EventBridge events with `detail-type` "Object Restore Completed".
 //!
 //! Parsing is lenient on purpose: real records may lack `userIdentity`, `requestParameters` or
@@ -89,6 +90,12 @@ pub fn parse_invocation(payload: &Value) -> Invocation {
         if is_sqs {
             return Invocation::Sqs(records.iter().map(parse_sqs_message).collect());
         }
+        let is_sns = records
+            .iter()
+            .any(|r| r.get("EventSource").and_then(Value::as_str) == Some("aws:sns"));
+        if is_sns {
+            return Invocation::Direct(records.iter().flat_map(parse_sns_record).collect());
+        }
         return Invocation::Direct(records.iter().map(parse_s3_record).collect());
     }
     if payload.get("detail-type").is_some() {
@@ -151,6 +158,21 @@ fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// An SNS record of S3 → SNS → Lambda: the S3 notification is a JSON string in `Sns.Message`.
+fn parse_sns_record(record: &Value) -> Vec<RecordOutcome> {
+    match record.pointer("/Sns/Message").and_then(Value::as_str) {
+        None => vec![RecordOutcome::Malformed(
+            "SNS record without Sns.Message".to_string(),
+        )],
+        Some(message) => match serde_json::from_str::<Value>(message) {
+            Ok(payload) => parse_payload(&payload),
+            Err(e) => vec![RecordOutcome::Malformed(format!(
+                "SNS message is not JSON: {e}"
+            ))],
+        },
     }
 }
 
@@ -614,6 +636,24 @@ mod tests {
             );
         }
         assert_eq!(items[5].message_id, "m5");
+    }
+
+    #[test]
+    fn sns_records_carry_s3_notifications() {
+        let notification = json!({"Records": [s3_record("ObjectRestore:Completed", "x+y%2Bz")]});
+        let payload = json!({"Records": [
+            {"EventSource": "aws:sns", "Sns": {"Type": "Notification",
+                                               "Message": notification.to_string()}},
+            {"EventSource": "aws:sns", "Sns": {"Message": "{oops"}},
+            {"EventSource": "aws:sns", "Sns": {}},
+        ]});
+        let Invocation::Direct(records) = parse_invocation(&payload) else {
+            panic!("direct")
+        };
+        assert_eq!(records.len(), 3);
+        assert_eq!(completed(&records[0]).key, "x y+z");
+        assert!(matches!(records[1], RecordOutcome::Malformed(_)));
+        assert!(matches!(records[2], RecordOutcome::Malformed(_)));
     }
 
     #[test]

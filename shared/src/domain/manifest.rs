@@ -89,26 +89,45 @@ fn is_readable(object: &ReportObject) -> bool {
     matches!(object.state, ObjectState::Restored | ObjectState::NotNeeded)
 }
 
+/// Whether the manifest gets a version id column: Batch Operations wants version ids on every
+/// line or on none, so only when every readable object has one.
+pub fn manifest_uses_version_ids<'a>(objects: impl IntoIterator<Item = &'a ReportObject>) -> bool {
+    let mut any = false;
+    for object in objects.into_iter().filter(|o| is_readable(o)) {
+        if object.version_id.is_none() {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// One manifest line (with its `\n`), or `None` for an object that is not listed. For jobs
+/// too big to hold in memory: decide [`manifest_uses_version_ids`] first, then write page by
+/// page (e.g. a multipart upload).
+pub fn csv_manifest_line(object: &ReportObject, with_version_ids: bool) -> Option<String> {
+    if !is_readable(object) {
+        return None;
+    }
+    let mut line = format!("{},{}", object.bucket, encode_manifest_key(&object.key));
+    if with_version_ids {
+        line.push(',');
+        line.push_str(object.version_id.as_deref().unwrap_or_default());
+    }
+    line.push('\n');
+    Some(line)
+}
+
 /// The CSV manifest of the objects that came back (restored, or readable without a restore):
 /// `bucket,key` per line, keys URL-encoded, no header — the `S3BatchOperations_CSV_20180820`
-/// format. Batch Operations wants version ids on every line or on none, so the third column
-/// is written only when every listed object has one. Failed objects are left out: they are in
-/// the JSON report with their error.
+/// format. The third column (version id) is written only when every listed object has one.
+/// Failed objects are left out: they are in the JSON report with their error.
 pub fn csv_manifest(objects: &[ReportObject]) -> String {
-    let listed: Vec<&ReportObject> = objects.iter().filter(|o| is_readable(o)).collect();
-    let with_versions = !listed.is_empty() && listed.iter().all(|o| o.version_id.is_some());
-    let mut csv = String::new();
-    for object in listed {
-        csv.push_str(&object.bucket);
-        csv.push(',');
-        csv.push_str(&encode_manifest_key(&object.key));
-        if with_versions {
-            csv.push(',');
-            csv.push_str(object.version_id.as_deref().unwrap_or_default());
-        }
-        csv.push('\n');
-    }
-    csv
+    let with_versions = manifest_uses_version_ids(objects);
+    objects
+        .iter()
+        .filter_map(|o| csv_manifest_line(o, with_versions))
+        .collect()
 }
 
 /// The JSON report as written to `MANIFEST_BUCKET` (pretty-printed: people read it too).
@@ -218,8 +237,16 @@ mod tests {
         );
         b.version_id = Some("v2.x_y".into());
         assert_eq!(
-            csv_manifest(&[a, b]),
+            csv_manifest(&[a.clone(), b.clone()]),
             "pluto-assets,a%20b,v1\npluto-assets,c,v2.x_y\n"
+        );
+        // A failed object without a version id does not take the column away.
+        let failed = object("gone", ObjectState::Failed);
+        assert!(manifest_uses_version_ids(&[a.clone(), failed.clone(), b]));
+        assert_eq!(csv_manifest_line(&failed, true), None);
+        assert_eq!(
+            csv_manifest_line(&a, false).as_deref(),
+            Some("pluto-assets,a%20b\n")
         );
     }
 

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::manifest::{Report, ReportObject};
 use super::state::{JobState, ObjectState};
-use super::storage::RetrievalTier;
+use super::storage::{CompletionWindow, RetrievalTier};
 
 /// Failed objects listed by name in a mail; the rest are counted and left to the report.
 pub const MAX_LISTED_FAILURES: usize = 20;
@@ -155,7 +155,7 @@ pub fn job_finished(
     if let Some(base) = &report.local_base {
         let _ = writeln!(body, "Local base:     {}", one_line(base));
     }
-    let _ = writeln!(body, "Tier:           {}", tier_name(report.tier));
+    let _ = writeln!(body, "Tier:           {}", report.tier.as_str());
     let totals = &report.totals;
     let _ = writeln!(
         body,
@@ -235,8 +235,17 @@ pub struct ApprovalRequest {
     /// Files and bytes found by the recent `/stats` call.
     pub objects: u64,
     pub bytes: u64,
-    /// Estimated cost in cents per tier, in the order to show them.
-    pub estimates: Vec<(RetrievalTier, u64)>,
+    /// Estimates per tier, in the order to show them.
+    pub estimates: Vec<TierEstimate>,
+}
+
+/// Cost and expected wait of one retrieval tier, as shown in the approval mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierEstimate {
+    pub tier: RetrievalTier,
+    pub cost_cents: u64,
+    /// Expected restore time (`storage::expected_job_window`); omitted when unknown.
+    pub window: Option<CompletionWindow>,
 }
 
 /// The mail asking `NOTIFICATION_EMAIL` to approve a restore.
@@ -261,14 +270,19 @@ pub fn approval_request(request: &ApprovalRequest, project_url: &str) -> MailTex
     let _ = writeln!(body, "Size:           {}", bytes(request.bytes));
     if !request.estimates.is_empty() {
         let _ = writeln!(body, "\nEstimated cost by retrieval tier:");
-        for (tier, cents) in &request.estimates {
-            let _ = writeln!(
+        for estimate in &request.estimates {
+            let _ = write!(
                 body,
-                "  {:<10} {:>12}   (ready in {})",
-                tier_name(*tier),
-                dollars(*cents),
-                typical_wait(*tier)
+                "  {:<10} {:>12}",
+                estimate.tier.as_str(),
+                dollars(estimate.cost_cents)
             );
+            match &estimate.window {
+                Some(window) => {
+                    let _ = writeln!(body, "   (ready in {})", window_text(window));
+                }
+                None => body.push('\n'),
+            }
         }
     }
     let _ = write!(
@@ -293,20 +307,18 @@ fn earliest_expiry(objects: &[ReportObject]) -> Option<OffsetDateTime> {
         .min()
 }
 
-fn tier_name(tier: RetrievalTier) -> &'static str {
-    match tier {
-        RetrievalTier::Expedited => "Expedited",
-        RetrievalTier::Standard => "Standard",
-        RetrievalTier::Bulk => "Bulk",
-    }
-}
-
-/// Typical completion time of a tier for Glacier Flexible Retrieval (Deep Archive is slower).
-fn typical_wait(tier: RetrievalTier) -> &'static str {
-    match tier {
-        RetrievalTier::Expedited => "1-5 minutes",
-        RetrievalTier::Standard => "3-5 hours",
-        RetrievalTier::Bulk => "5-12 hours",
+/// `3-5 hours`, `1-5 minutes`, `up to 48 hours`.
+fn window_text(window: &CompletionWindow) -> String {
+    let (min, max) = (window.min().as_secs(), window.max().as_secs());
+    let (unit, div) = if max < 3600 {
+        ("minutes", 60)
+    } else {
+        ("hours", 3600)
+    };
+    if min == 0 {
+        format!("up to {} {unit}", max / div)
+    } else {
+        format!("{}-{} {unit}", min / div, max / div)
     }
 }
 
@@ -379,7 +391,7 @@ fn bytes(n: u64) -> String {
 mod tests {
     use super::*;
     use crate::domain::manifest::ReportTotals;
-    use crate::domain::storage::StorageClass;
+    use crate::domain::storage::{expected_window, StorageClass};
     use time::macros::datetime;
 
     const URL: &str = "https://pluto.example.com/project/";
@@ -543,7 +555,31 @@ mod tests {
                 path: "/srv/media/Project 42/Assets/Rushes".into(),
                 objects: 1000,
                 bytes: 1_099_511_627_776,
-                estimates: vec![(RetrievalTier::Standard, 1029), (RetrievalTier::Bulk, 259)],
+                estimates: vec![
+                    TierEstimate {
+                        tier: RetrievalTier::Standard,
+                        cost_cents: 1029,
+                        window: expected_window(
+                            &StorageClass::Glacier,
+                            None,
+                            RetrievalTier::Standard,
+                        ),
+                    },
+                    TierEstimate {
+                        tier: RetrievalTier::Bulk,
+                        cost_cents: 259,
+                        window: expected_window(
+                            &StorageClass::DeepArchive,
+                            None,
+                            RetrievalTier::Bulk,
+                        ),
+                    },
+                    TierEstimate {
+                        tier: RetrievalTier::Expedited,
+                        cost_cents: 4072,
+                        window: None,
+                    },
+                ],
             },
             URL,
         );
@@ -558,7 +594,8 @@ mod tests {
             "Files:          1,000\n",
             "Size:           1.00 TiB (1,099,511,627,776 bytes)\n",
             "  Standard         $10.29   (ready in 3-5 hours)\n",
-            "  Bulk              $2.59   (ready in 5-12 hours)\n",
+            "  Bulk              $2.59   (ready in up to 48 hours)\n",
+            "  Expedited        $40.72\n",
         ] {
             assert!(
                 mail.body.contains(expected),

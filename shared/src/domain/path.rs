@@ -10,8 +10,8 @@
 //! - without an `Assets` segment the whole path is the prefix and there is no local base;
 //! - the prefix always ends with `/` so `proj/12` never matches `proj/123`;
 //! - rejected: empty or whitespace-only paths, the root, `Assets` with nothing after it (each
-//!   would list a whole bucket or a whole assets root), `.` and `..` segments, control
-//!   characters (NUL included), paths over [`MAX_PATH_BYTES`];
+//!   would list a whole bucket or every project), a prefix of only blank folder names (a typo),
+//!   `.` and `..` segments, control characters (NUL included), paths over [`MAX_PATH_BYTES`];
 //! - spaces and unicode are kept verbatim (no trimming, no Unicode normalization): S3 keys are
 //!   byte strings and the on-premises names must match them exactly.
 
@@ -61,9 +61,6 @@ impl PathMapping {
         if let Some(bad) = segments.iter().find(|s| **s == "." || **s == "..") {
             return Err(invalid(&format!("must not contain a {bad:?} segment")));
         }
-        if segments.iter().all(|s| s.trim().is_empty()) {
-            return Err(invalid("has only blank folder names"));
-        }
         let (base, rest) = match segments.iter().position(|s| *s == ASSETS) {
             Some(i) => (Some(&segments[..=i]), &segments[i + 1..]),
             None => (None, &segments[..]),
@@ -72,6 +69,9 @@ impl PathMapping {
             return Err(invalid(
                 "ends at its Assets folder, which would restore every project; name a folder below it",
             ));
+        }
+        if rest.iter().all(|s| s.trim().is_empty()) {
+            return Err(invalid("names only blank folders"));
         }
         let local_base = base.map(|base| {
             let lead = if path.starts_with('/') { "/" } else { "" };
@@ -203,6 +203,7 @@ mod tests {
         assert!(reject("/").contains("root"));
         assert!(reject("").contains("empty"));
         assert!(reject("/ / /").contains("blank"));
+        assert!(reject("/srv/Assets/ /").contains("blank"));
     }
 
     #[test]
@@ -246,6 +247,41 @@ mod tests {
         assert!(reject(&long).contains("longer than"));
         let ok = "a".repeat(MAX_PATH_BYTES);
         assert!(PathMapping::from_request_path(&ok).is_ok());
+    }
+
+    /// Every combination of awkward segments either is refused as `invalid_path` or yields a
+    /// prefix that can't list a whole bucket and has no `//`, `.` or `..`.
+    #[test]
+    fn invariants_hold_for_all_small_paths() {
+        let parts = ["", "a", "Assets", " ", "é", ".", "..", "b c"];
+        let mut checked = 0;
+        for n in 1..=4u32 {
+            for mut i in 0..parts.len().pow(n) {
+                let mut segs = Vec::new();
+                for _ in 0..n {
+                    segs.push(parts[i % parts.len()]);
+                    i /= parts.len();
+                }
+                for lead in ["", "/"] {
+                    let path = format!("{lead}{}", segs.join("/"));
+                    checked += 1;
+                    match PathMapping::from_request_path(&path) {
+                        Err(e) => assert_eq!(e.code(), "invalid_path", "{path:?}"),
+                        Ok(m) => {
+                            let p = &m.prefix;
+                            assert!(p.ends_with('/') && p.len() > 1, "{path:?} -> {p:?}");
+                            assert!(!p.starts_with('/') && !p.contains("//"), "{path:?}");
+                            assert!(p.split('/').all(|s| s != "." && s != ".."), "{path:?}");
+                            assert!(p.trim_matches('/').chars().any(|c| c != ' '), "{path:?}");
+                            if let Some(base) = &m.local_base {
+                                assert!(base.ends_with("Assets/") && !base.contains("//"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 9000);
     }
 
     #[test]

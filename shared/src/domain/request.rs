@@ -75,13 +75,20 @@ impl StatsRequest {
 /// `POST /permissions`: `{"user"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermissionsRequest {
+    /// The user as sent, trimmed. Only compared with `ALLOWED_USERS`, so it need not be an
+    /// address (the seed's frontend may send a login name); see [`PermissionsRequest::from_json`].
     pub user: String,
 }
 
 impl PermissionsRequest {
+    /// Parses `{"user"}`. Laxer than a restore's `user`: any non-empty, bounded string without
+    /// control characters, since nothing is mailed to it; the answer is just "not allowed"
+    /// when it matches no entry.
     pub fn from_json(body: &[u8]) -> Result<Self> {
         let obj = parse_object(body)?;
-        Ok(PermissionsRequest { user: user(&obj)? })
+        Ok(PermissionsRequest {
+            user: user_name(&obj)?.to_string(),
+        })
     }
 }
 
@@ -196,21 +203,9 @@ fn project_id(obj: &Map<String, Value>) -> Result<String> {
 /// is the judge of deliverability, this only keeps junk out of logs, mails and permissions.
 fn user(obj: &Map<String, Value>) -> Result<String> {
     const NAME: &str = "user";
-    let user = string_field(obj, NAME)?.trim();
-    if user.is_empty() {
-        return Err(invalid(NAME, "must not be empty"));
-    }
-    if user.len() > MAX_USER_BYTES {
-        return Err(invalid(
-            NAME,
-            format_args!("is longer than {MAX_USER_BYTES} bytes"),
-        ));
-    }
-    if user.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(invalid(
-            NAME,
-            "must not contain whitespace or control characters",
-        ));
+    let user = user_name(obj)?;
+    if user.chars().any(char::is_whitespace) {
+        return Err(invalid(NAME, "must not contain whitespace"));
     }
     match user.split_once('@') {
         Some((local, domain))
@@ -227,6 +222,26 @@ fn user(obj: &Map<String, Value>) -> Result<String> {
             format_args!("must be an email address, got {:?}", truncate(user)),
         )),
     }
+}
+
+/// `user` as an identifier: trimmed, non-empty, at most [`MAX_USER_BYTES`], no control
+/// characters.
+fn user_name(obj: &Map<String, Value>) -> Result<&str> {
+    const NAME: &str = "user";
+    let user = string_field(obj, NAME)?.trim();
+    if user.is_empty() {
+        return Err(invalid(NAME, "must not be empty"));
+    }
+    if user.len() > MAX_USER_BYTES {
+        return Err(invalid(
+            NAME,
+            format_args!("is longer than {MAX_USER_BYTES} bytes"),
+        ));
+    }
+    if user.chars().any(char::is_control) {
+        return Err(invalid(NAME, "must not contain control characters"));
+    }
+    Ok(user)
 }
 
 /// `path`: a non-empty string of at most [`super::path::MAX_PATH_BYTES`] without control
@@ -501,6 +516,14 @@ mod tests {
 
         let p = PermissionsRequest::from_json(br#"{"user": " a@b.c "}"#).unwrap();
         assert_eq!(p.user, "a@b.c");
+        // A login name is fine here (it is only compared with ALLOWED_USERS)...
+        let p = PermissionsRequest::from_json(br#"{"user": "jdoe"}"#).unwrap();
+        assert_eq!(p.user, "jdoe");
+        // ...but not junk.
+        for bad in [r#"{"user": ""}"#, r#"{"user": "a\u0007b"}"#] {
+            let e = PermissionsRequest::from_json(bad.as_bytes()).unwrap_err();
+            assert_eq!(e.code(), "invalid_field", "{bad}");
+        }
         let e = PermissionsRequest::from_json(br#"{"user": 5}"#).unwrap_err();
         assert_eq!(e.to_string(), "field `user` must be a string, got a number");
         assert_eq!(

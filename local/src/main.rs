@@ -6,7 +6,8 @@ use std::process::ExitCode;
 mod demo;
 
 const USAGE: &str = "usage: restore-local <command>\n\
-  demo [--tier Expedited|Standard|Bulk]   restore sample objects on the emulator (AWS_ENDPOINT_URL)";
+  demo [--tier Expedited|Standard|Bulk]   restore sample objects on the emulator (AWS_ENDPOINT_URL)\n\
+  pipeline [--until-idle] [--window SECONDS]   completion events, finalizer and sweeper loops";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,6 +15,7 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo::run(&args[1..]).await,
+        Some("pipeline") => restore_local::pipeline::run_cli(&args[1..]).await,
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -232,6 +232,119 @@ pub fn restore_notification(bucket: &str, key: &str, expiry: Option<&str>) -> Va
     json!({ "Records": [record] })
 }
 
+/// Settings of `restore-local pipeline` that have local defaults.
+fn local_default(name: &str) -> Option<String> {
+    use shared::config::vars;
+    match name {
+        vars::AWS_DEFAULT_REGION => Some("us-east-1".into()),
+        vars::AWS_ACCESS_KEY_ID | vars::AWS_SECRET_ACCESS_KEY => Some("testing".into()),
+        vars::MANIFEST_BUCKET => Some("restore-manifests-local".into()),
+        vars::SMTP_FROM => Some("restore@example.com".into()),
+        vars::NOTIFICATION_EMAIL => Some("media-ops@example.com".into()),
+        vars::PLUTO_PROJECT_URL => Some("http://localhost/pluto/project/".into()),
+        vars::JOBS_TABLE => Some("restore-jobs-local".into()),
+        _ => None,
+    }
+}
+
+/// `restore-local pipeline [--until-idle] [--window SECONDS]`: runs the completion loops
+/// against the emulator (`AWS_ENDPOINT_URL` is required, so it never touches a real account).
+/// Creates the jobs table and manifest bucket when missing and, for SES, verifies the sender
+/// identity on the emulator. `--until-idle` stops once no job is active; `--window` replaces
+/// every tier's expected window for the sweeper (default 30 s).
+pub async fn run_cli(args: &[String]) -> Result<()> {
+    use shared::config::{aws_sdk_config, vars, Config};
+    use shared::Error;
+    let mut until_idle = false;
+    let mut window = Duration::from_secs(30);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--until-idle" => until_idle = true,
+            "--window" => {
+                let value = args.next().map(String::as_str).unwrap_or_default();
+                window = Duration::from_secs(value.parse().map_err(|_| {
+                    Error::validation("invalid_argument", format!("--window {value:?}: seconds expected"))
+                })?);
+            }
+            other => {
+                return Err(Error::validation(
+                    "invalid_argument",
+                    format!("pipeline: unknown argument {other:?} (usage: pipeline [--until-idle] [--window SECONDS])"),
+                ))
+            }
+        }
+    }
+    let config = Config::from_lookup(
+        |name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| local_default(name))
+        },
+        &[vars::AWS_ENDPOINT_URL],
+    )?;
+    let sdk = aws_sdk_config(&config).await;
+    let store = shared::adapters::dynamodb::DynamoJobStore::new(
+        aws_sdk_dynamodb_client(&sdk),
+        config.jobs_table.clone(),
+    );
+    store.ensure_table().await?;
+    let objects = shared::adapters::s3::S3ObjectStore::from_sdk_config(&sdk);
+    let bucket = config.manifest_bucket.clone().unwrap_or_default();
+    if objects
+        .client()
+        .head_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .is_err()
+    {
+        objects
+            .client()
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .map_err(|e| Error::upstream("s3", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+    }
+    if config.smtp.is_none() {
+        if let Some(from) = &config.mail_from {
+            // moto refuses mail from an unverified sender, like SES in its sandbox.
+            let _ = aws_sdk_sesv2::Client::new(&sdk)
+                .create_email_identity()
+                .email_identity(from)
+                .send()
+                .await;
+        }
+    }
+    let jobs: Arc<dyn JobStore> = Arc::new(store);
+    let objects: Arc<dyn ObjectStore> = Arc::new(objects);
+    let mut settings = shared::wiring::completion_settings(&config)?;
+    settings.window_override = Some(window);
+    settings.give_up_after = window;
+    let completion = Arc::new(Completion::new(
+        jobs.clone(),
+        objects.clone(),
+        Some(shared::wiring::mailer(&config, &sdk)?),
+        None,
+        settings,
+    ));
+    let pipeline = Pipeline::new(completion, jobs, objects, None, PipelineSettings::default());
+    tracing::info!(table = %config.jobs_table, manifest_bucket = %bucket, "pipeline running");
+    let finalized = pipeline
+        .run_until(|tick| until_idle && tick.active.is_empty())
+        .await?;
+    for job_id in finalized {
+        println!("finalized {job_id}: manifest s3://{bucket}/{job_id}/manifest.csv");
+    }
+    Ok(())
+}
+
+fn aws_sdk_dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(sdk)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

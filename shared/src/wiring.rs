@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use crate::adapters::dynamodb::DynamoJobStore;
 use crate::adapters::s3::S3ObjectStore;
-use crate::adapters::ses::mailer_from_lookup;
+use crate::adapters::ses::SesMailer;
+use crate::adapters::smtp::SmtpMailer;
 use crate::config::Config;
 use crate::domain::completion::{Completion, CompletionSettings};
 use crate::domain::cost::PriceList;
 use crate::ports::{Dispatcher, JobStore, Mailer, ObjectStore};
-use crate::Result;
+use crate::{Error, Result};
 
 /// The adapters a completion process talks to.
 pub struct CompletionParts {
@@ -45,7 +46,7 @@ pub fn completion_parts(
     ));
     let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::from_sdk_config(sdk));
     let mailer = if with_mailer {
-        Some(mailer_from_lookup(sdk, |name| std::env::var(name).ok())?)
+        Some(mailer(config, sdk)?)
     } else {
         None
     };
@@ -73,4 +74,20 @@ pub async fn completion_from_env(
         dispatcher,
         completion_settings(&config)?,
     ))
+}
+
+/// SMTP when `SMTP_HOST` is set, SES v2 otherwise; both send from `SMTP_FROM`.
+pub fn mailer(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Arc<dyn Mailer>> {
+    if let Some(smtp) = &config.smtp {
+        tracing::info!(host = %smtp.host, port = smtp.port, "mail via SMTP");
+        return Ok(Arc::new(SmtpMailer::new(smtp)?));
+    }
+    let from = config.mail_from.clone().ok_or_else(|| {
+        Error::Config("missing required environment variable SMTP_FROM (the sender address)".into())
+    })?;
+    tracing::info!("mail via SES");
+    Ok(Arc::new(SesMailer::new(
+        aws_sdk_sesv2::Client::new(sdk),
+        from,
+    )?))
 }

@@ -253,7 +253,6 @@ fn local_default(name: &str) -> Option<String> {
 /// identity on the emulator. `--until-idle` stops once no job is active; `--window` replaces
 /// every tier's expected window for the sweeper (default 30 s).
 pub async fn run_cli(args: &[String]) -> Result<()> {
-    use shared::config::{aws_sdk_config, vars, Config};
     use shared::Error;
     let mut until_idle = false;
     let mut window = Duration::from_secs(30);
@@ -275,7 +274,25 @@ pub async fn run_cli(args: &[String]) -> Result<()> {
             }
         }
     }
-    let config = Config::from_lookup(
+    let config = local_config()?;
+    let bucket = config.manifest_bucket.clone().unwrap_or_default();
+    let pipeline = local_pipeline(&config, None, window).await?;
+    tracing::info!(table = %config.jobs_table, manifest_bucket = %bucket, "pipeline running");
+    let finalized = pipeline
+        .run_until(|tick| until_idle && tick.active.is_empty())
+        .await?;
+    for job_id in finalized {
+        println!("finalized {job_id}: manifest s3://{bucket}/{job_id}/manifest.csv");
+    }
+    Ok(())
+}
+
+/// The configuration of the local runner: the environment, with local defaults for what it
+/// lacks (`MANIFEST_BUCKET`, `SMTP_FROM`, `NOTIFICATION_EMAIL`, `PLUTO_PROJECT_URL`,
+/// `JOBS_TABLE`, test credentials); `AWS_ENDPOINT_URL` is required.
+pub fn local_config() -> Result<shared::config::Config> {
+    use shared::config::{vars, Config};
+    Config::from_lookup(
         |name| {
             std::env::var(name)
                 .ok()
@@ -283,8 +300,20 @@ pub async fn run_cli(args: &[String]) -> Result<()> {
                 .or_else(|| local_default(name))
         },
         &[vars::AWS_ENDPOINT_URL],
-    )?;
-    let sdk = aws_sdk_config(&config).await;
+    )
+}
+
+/// Builds the local pipeline on the emulator: creates the jobs table and manifest bucket when
+/// missing, verifies the SES sender there, and wires the completion side with `window` as
+/// every tier's expected window. `restore-local serve` passes its fan-out as `fanout` and runs
+/// `pipeline.run_until(|_| false)` in a task beside the HTTP server.
+pub async fn local_pipeline(
+    config: &shared::config::Config,
+    fanout: Option<Arc<dyn FanoutStep>>,
+    window: Duration,
+) -> Result<Pipeline> {
+    use shared::Error;
+    let sdk = shared::config::aws_sdk_config(config).await;
     let store = shared::adapters::dynamodb::DynamoJobStore::new(
         aws_sdk_dynamodb_client(&sdk),
         config.jobs_table.clone(),
@@ -320,25 +349,23 @@ pub async fn run_cli(args: &[String]) -> Result<()> {
     }
     let jobs: Arc<dyn JobStore> = Arc::new(store);
     let objects: Arc<dyn ObjectStore> = Arc::new(objects);
-    let mut settings = shared::wiring::completion_settings(&config)?;
+    let mut settings = shared::wiring::completion_settings(config)?;
     settings.window_override = Some(window);
     settings.give_up_after = window;
     let completion = Arc::new(Completion::new(
         jobs.clone(),
         objects.clone(),
-        Some(shared::wiring::mailer(&config, &sdk)?),
+        Some(shared::wiring::mailer(config, &sdk)?),
         None,
         settings,
     ));
-    let pipeline = Pipeline::new(completion, jobs, objects, None, PipelineSettings::default());
-    tracing::info!(table = %config.jobs_table, manifest_bucket = %bucket, "pipeline running");
-    let finalized = pipeline
-        .run_until(|tick| until_idle && tick.active.is_empty())
-        .await?;
-    for job_id in finalized {
-        println!("finalized {job_id}: manifest s3://{bucket}/{job_id}/manifest.csv");
-    }
-    Ok(())
+    Ok(Pipeline::new(
+        completion,
+        jobs,
+        objects,
+        fanout,
+        PipelineSettings::default(),
+    ))
 }
 
 fn aws_sdk_dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {

@@ -17,7 +17,10 @@ local: emulator ## run it locally: emulator + restore demo of sample objects, th
 	cargo build --quiet -p restore-local
 	RUST_LOG=$${RUST_LOG:-warn} scripts/emulator.sh run -- cargo run --quiet -p restore-local -- demo $(DEMO_ARGS)
 
+local-service: emulator ## the whole service end to end (needs `restore-local serve`): seed, submit, follow, manifest, mail
+	scripts/local-demo.sh
+
 test: emulator ## unit + integration tests against the emulator
 	cargo test --workspace --no-fail-fast
 
-.PHONY: help emulator local test
+.PHONY: help emulator local local-service test

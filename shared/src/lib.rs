@@ -5,6 +5,7 @@
 //! implement them for AWS (S3, DynamoDB, SES), SMTP, Kubernetes, and in memory for unit tests.
 
 pub mod adapters;
+pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -420,6 +420,7 @@ pub async fn restoring_job(
             shard: shard_of(bucket, key, shards),
             expiry: None,
             error: None,
+            settled_at_listing: false,
         })
         .collect();
     store.put_objects(&records).await.expect("put objects");

@@ -39,6 +39,7 @@ fn object(job_id: &str, bucket: &str, key: &str, size: u64) -> ObjectRecord {
         shard: shard_of(bucket, key, 4),
         expiry: None,
         error: None,
+        settled_at_listing: false,
     }
 }
 

@@ -25,11 +25,11 @@ use time::OffsetDateTime;
 
 use crate::domain::completion::EarlyEvent;
 use crate::domain::job::{
-    class_from_name, class_name, ClassTotals, CreateOutcome, Cursor, Job, JobView, LeaseOutcome,
-    ObjectPage, ObjectRecord, PageCommit, PlanTotals, SettledCounts, Settlement, StatsRecord,
+    ClassTotals, CreateOutcome, Cursor, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord,
+    PageCommit, PlanTotals, SettledCounts, Settlement, StatsRecord,
 };
 use crate::domain::state::{JobState, ObjectState};
-use crate::domain::storage::RetrievalTier;
+use crate::domain::storage::{RetrievalTier, StorageClass};
 use crate::ports::JobStore;
 use crate::{Error, Result};
 
@@ -443,6 +443,7 @@ fn job_to_item(job: &Job) -> Item {
         ("t_to_restore", t.to_restore),
         ("t_bytes_to_restore", t.bytes_to_restore),
         ("t_nn_listing", t.not_needed_at_listing),
+        ("t_rs_listing", t.restored_at_listing),
         ("t_requested", t.requested),
     ] {
         item.insert(name.into(), n(value));
@@ -511,6 +512,7 @@ fn job_from_item(item: &Item) -> Result<Job> {
             to_restore: get_u64(item, "t_to_restore"),
             bytes_to_restore: get_u64(item, "t_bytes_to_restore"),
             not_needed_at_listing: get_u64(item, "t_nn_listing"),
+            restored_at_listing: get_u64(item, "t_rs_listing"),
             requested: get_u64(item, "t_requested"),
             by_class,
         },
@@ -532,7 +534,7 @@ fn object_to_item(object: &ObjectRecord) -> Item {
         item.insert("version_id".into(), s(v));
     }
     item.insert("size".into(), n(object.size));
-    item.insert("storage_class".into(), s(class_name(&object.storage_class)));
+    item.insert("storage_class".into(), s(object.storage_class.as_s3()));
     if let Some(tier) = object.tier {
         item.insert("tier".into(), s(tier_name(tier)));
     }
@@ -543,6 +545,9 @@ fn object_to_item(object: &ObjectRecord) -> Item {
     }
     if let Some(error) = &object.error {
         item.insert("error".into(), s(error));
+    }
+    if object.settled_at_listing {
+        item.insert("settled_at_listing".into(), AttributeValue::Bool(true));
     }
     if object.is_pending() {
         item.insert("gsi1pk".into(), s(gsi_key(&object.bucket, &object.key)));
@@ -557,12 +562,17 @@ fn object_from_item(item: &Item) -> Result<ObjectRecord> {
         key: get_s(item, "key")?,
         version_id: opt_s(item, "version_id"),
         size: get_u64(item, "size"),
-        storage_class: class_from_name(&get_s(item, "storage_class")?),
+        storage_class: StorageClass::from_s3(&get_s(item, "storage_class")?),
         tier: opt_s(item, "tier").map(|t| tier_from(&t)).transpose()?,
         state: object_state_from(&get_s(item, "state")?)?,
         shard: get_u64(item, "shard") as u32,
         expiry: opt_time(item, "expiry"),
         error: opt_s(item, "error"),
+        settled_at_listing: item
+            .get("settled_at_listing")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
     })
 }
 
@@ -953,6 +963,7 @@ impl JobStore for DynamoJobStore {
             "t_to_restore :tr".to_string(),
             "t_bytes_to_restore :btr".to_string(),
             "t_nn_listing :nn".to_string(),
+            "t_rs_listing :rs".to_string(),
             "t_requested :rq".to_string(),
         ];
         let mut update = self
@@ -975,6 +986,7 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":tr", n(add.to_restore))
             .expression_attribute_values(":btr", n(add.bytes_to_restore))
             .expression_attribute_values(":nn", n(add.not_needed_at_listing))
+            .expression_attribute_values(":rs", n(add.restored_at_listing))
             .expression_attribute_values(":rq", n(add.requested));
         match &to.token {
             Some(token) => {

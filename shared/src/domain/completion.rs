@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use super::cost::{PriceList, Usage};
 use super::event::{parse_invocation, Invocation, RecordOutcome, RestoreCompletion};
-use super::job::{class_from_name, JobView, ObjectRecord, Settlement};
+use super::job::{JobView, ObjectRecord, Settlement};
 use super::manifest::{
     csv_manifest, manifest_csv_key, report_json, report_json_key, Report, ReportObject,
     ReportTotals,
@@ -595,7 +595,11 @@ impl Completion {
         }
         let mut usage = Usage::default();
         for (class, t) in &job.totals.by_class {
-            usage.add(&class_from_name(class), t.objects, t.bytes);
+            usage.add(
+                &super::storage::StorageClass::from_s3(class),
+                t.objects,
+                t.bytes,
+            );
         }
         let cost_cents = self.settings.prices.estimate_tier(&usage, job.tier).cents;
         Ok(Report {
@@ -927,6 +931,7 @@ mod tests {
             shard: shard_of("media", key, 4),
             expiry: None,
             error: None,
+            settled_at_listing: false,
         }
     }
 

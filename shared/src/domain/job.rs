@@ -44,7 +44,11 @@ pub struct PlanTotals {
     pub bytes_to_restore: u64,
     /// Objects already readable at listing: recorded settled and counted here, not in shards.
     pub not_needed_at_listing: u64,
-    /// Objects whose restore request went out (or was found already running).
+    /// Archived objects whose restored copy was already there at listing (settled `restored`,
+    /// counted here, not in shards).
+    pub restored_at_listing: u64,
+    /// Objects of committed pages whose restore was asked for (or found running): after a
+    /// page commits, each of its objects to restore has been requested or settled.
     pub requested: u64,
     /// Objects to restore per storage class (S3 name, e.g. `GLACIER`), for the estimate.
     pub by_class: BTreeMap<String, ClassTotals>,
@@ -58,6 +62,7 @@ impl PlanTotals {
         self.to_restore += other.to_restore;
         self.bytes_to_restore += other.bytes_to_restore;
         self.not_needed_at_listing += other.not_needed_at_listing;
+        self.restored_at_listing += other.restored_at_listing;
         self.requested += other.requested;
         for (class, totals) in &other.by_class {
             let entry = self.by_class.entry(class.clone()).or_default();
@@ -172,12 +177,17 @@ impl JobView {
         self.job.totals.not_needed_at_listing + self.settled.not_needed
     }
 
+    /// Objects restored, at listing or later.
+    pub fn restored(&self) -> u64 {
+        self.job.totals.restored_at_listing + self.settled.restored
+    }
+
     /// Objects not yet settled.
     pub fn pending(&self) -> u64 {
         self.job
             .totals
             .objects
-            .saturating_sub(self.not_needed() + self.settled.restored + self.settled.failed)
+            .saturating_sub(self.not_needed() + self.restored() + self.settled.failed)
     }
 
     /// The listing is over and every object is settled: the job may be finalized.
@@ -218,6 +228,10 @@ pub struct ObjectRecord {
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expiry: Option<OffsetDateTime>,
     pub error: Option<String>,
+    /// Settled when listed (readable, or a restored copy present): counted in the job's page
+    /// totals, never in the counter shards.
+    #[serde(default)]
+    pub settled_at_listing: bool,
 }
 
 impl ObjectRecord {
@@ -288,36 +302,6 @@ pub struct StatsRecord {
     pub bulk_cost_cents: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
-}
-
-/// S3's name of a storage class (`GLACIER`, `DEEP_ARCHIVE`...), as stored and priced.
-pub fn class_name(class: &StorageClass) -> String {
-    match class {
-        StorageClass::Standard => "STANDARD".into(),
-        StorageClass::StandardIa => "STANDARD_IA".into(),
-        StorageClass::OnezoneIa => "ONEZONE_IA".into(),
-        StorageClass::ReducedRedundancy => "REDUCED_REDUNDANCY".into(),
-        StorageClass::GlacierIr => "GLACIER_IR".into(),
-        StorageClass::Glacier => "GLACIER".into(),
-        StorageClass::DeepArchive => "DEEP_ARCHIVE".into(),
-        StorageClass::IntelligentTiering => "INTELLIGENT_TIERING".into(),
-        StorageClass::Other(name) => name.clone(),
-    }
-}
-
-/// Inverse of [`class_name`]; unknown names are kept verbatim.
-pub fn class_from_name(name: &str) -> StorageClass {
-    match name {
-        "STANDARD" | "" => StorageClass::Standard,
-        "STANDARD_IA" => StorageClass::StandardIa,
-        "ONEZONE_IA" => StorageClass::OnezoneIa,
-        "REDUCED_REDUNDANCY" => StorageClass::ReducedRedundancy,
-        "GLACIER_IR" => StorageClass::GlacierIr,
-        "GLACIER" => StorageClass::Glacier,
-        "DEEP_ARCHIVE" => StorageClass::DeepArchive,
-        "INTELLIGENT_TIERING" => StorageClass::IntelligentTiering,
-        other => StorageClass::Other(other.to_string()),
-    }
 }
 
 /// Stable 32-bit FNV-1a hash, used to spread an object's count over the job's shards.

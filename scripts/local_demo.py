@@ -71,10 +71,11 @@ def main():
 
     port = free_port()
     env = dict(os.environ,
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
                ASSET_BUCKET_LIST=ASSETS, MANIFEST_BUCKET=MANIFESTS, SMTP_FROM=SENDER,
                NOTIFICATION_EMAIL="media-ops@example.com", ALLOWED_USERS="editor@example.com",
                PLUTO_PROJECT_URL="http://localhost/pluto/project/",
-               RESTORE_LOCAL_LISTEN=f"127.0.0.1:{port}", RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+               LISTEN_ADDR=f"127.0.0.1:{port}", RUST_LOG=os.environ.get("RUST_LOG", "warn"))
     api = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([SERVE, "serve"], env=env)
     try:
@@ -99,8 +100,11 @@ def main():
         deadline = time.time() + 180
         while True:
             status, job = http("GET", f"{api}/api/v1/restore/{job_id}")
-            state = job.get("state") or job.get("status")
-            print(f"   {state:<22} {job.get('percent', 0):>5}%  {json.dumps(job.get('counts', {}))}")
+            state = job.get("status")
+            objects = job.get("objects", {})
+            print(f"   {state:<22} {job.get('percent', 0):>5}%  restored {objects.get('restored', 0)}"
+                  f", already readable {objects.get('notNeeded', 0)}, pending {objects.get('pending', 0)}"
+                  f", failed {objects.get('failed', 0)} of {objects.get('total', 0)}")
             if state in TERMINAL:
                 break
             if time.time() > deadline:

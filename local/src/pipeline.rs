@@ -169,6 +169,17 @@ impl Pipeline {
         Ok(delivered)
     }
 
+    /// Runs passes for good (beside `restore-local serve`); an error is logged and the next
+    /// pass tries again.
+    pub async fn run_forever(&self) {
+        loop {
+            if let Err(err) = self.run_until(|_| false).await {
+                tracing::error!(error = %err, code = err.code(), "pipeline pass failed");
+                tokio::time::sleep(self.settings.poll_interval).await;
+            }
+        }
+    }
+
     /// One sweep (the scheduled `restore-sweeper`).
     pub async fn sweep(&self) -> Result<SweepReport> {
         self.completion.sweep(time::OffsetDateTime::now_utc()).await
@@ -232,6 +243,9 @@ pub fn restore_notification(bucket: &str, key: &str, expiry: Option<&str>) -> Va
     json!({ "Records": [record] })
 }
 
+/// Expected restore window the local sweeper assumes for every tier.
+pub const LOCAL_WINDOW: Duration = Duration::from_secs(30);
+
 /// Settings of `restore-local pipeline` that have local defaults.
 fn local_default(name: &str) -> Option<String> {
     use shared::config::vars;
@@ -255,7 +269,7 @@ fn local_default(name: &str) -> Option<String> {
 pub async fn run_cli(args: &[String]) -> Result<()> {
     use shared::Error;
     let mut until_idle = false;
-    let mut window = Duration::from_secs(30);
+    let mut window = LOCAL_WINDOW;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {

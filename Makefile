@@ -4,7 +4,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-# Arguments of `restore-local demo`, e.g. `make local DEMO_ARGS="--tier Expedited"`.
+# Arguments of `restore-local demo`, e.g. `make demo DEMO_ARGS="--tier Expedited"`.
 DEMO_ARGS ?=
 
 help: ## list targets
@@ -13,7 +13,10 @@ help: ## list targets
 emulator: ## install the local AWS emulator (moto) into ./.venv
 	scripts/emulator.sh install
 
-local: emulator ## run it locally: emulator + restore demo of sample objects, then stop
+local: emulator ## the whole service locally: seed, serve, submit a restore, follow it, show manifest and mail, stop
+	scripts/local-demo.sh
+
+demo: emulator ## guided tour of listing, cost and restores through the S3 adapter, then stop
 	cargo build --quiet -p restore-local
 	RUST_LOG=$${RUST_LOG:-warn} scripts/emulator.sh run -- cargo run --quiet -p restore-local -- demo $(DEMO_ARGS)
 
@@ -60,3 +63,4 @@ bench: emulator ## time the whole local restore flow (restore-local demo, releas
 worker-image: ## build the on-premises copy worker image (tag: $WORKER_IMAGE)
 	docker build -f worker/Dockerfile -t $${WORKER_IMAGE:-restore-worker:latest} .
 .PHONY: worker-image
+.PHONY: help emulator local demo test

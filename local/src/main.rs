@@ -9,7 +9,8 @@ mod serve;
 
 const USAGE: &str = "usage: restore-local <command>\n\
   demo [--tier Expedited|Standard|Bulk]   restore sample objects on the emulator (AWS_ENDPOINT_URL)\n\
-  serve                                   serve the HTTP API on LISTEN_ADDR (default 127.0.0.1:9000)";
+  serve                                   serve the HTTP API on LISTEN_ADDR (default 127.0.0.1:9000)\n\
+  pipeline [--until-idle] [--window SECONDS]   completion events, finalizer and sweeper loops";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,6 +19,7 @@ async fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo::run(&args[1..]).await,
         Some("serve") => serve::run(&args[1..]).await,
+        Some("pipeline") => restore_local::pipeline::run_cli(&args[1..]).await,
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

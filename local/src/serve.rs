@@ -31,6 +31,15 @@ pub async fn run(_args: &[String]) -> Result<()> {
     let sdk = aws_sdk_config(&config).await;
     let wiring = Wiring::new(&config, &sdk, &lookup, true)?;
     wiring.jobs.ensure_table().await?;
+    // What the table stream, S3 notifications and the schedule drive in AWS: completion
+    // events, finalizer, sweeper (restore_local::pipeline).
+    let pipeline = restore_local::pipeline::local_pipeline(
+        &config,
+        None,
+        restore_local::pipeline::LOCAL_WINDOW,
+    )
+    .await?;
+    tokio::spawn(async move { pipeline.run_forever().await });
     let listener = TcpListener::bind(&listen)
         .await
         .map_err(|e| Error::Config(format!("LISTEN_ADDR {listen}: {e}")))?;

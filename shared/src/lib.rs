@@ -11,5 +11,6 @@ pub mod domain;
 pub mod error;
 pub mod ports;
 pub mod telemetry;
+pub mod wiring;
 
 pub use error::{Error, Result};

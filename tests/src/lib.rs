@@ -375,6 +375,130 @@ impl Drop for SmtpSink {
     }
 }
 
+/// Records a job the way the fan-out leaves it once its listing is done: the job in
+/// `restoring`, every object `requested` (GLACIER, Bulk) with its size, totals and per-class
+/// counts added in one page commit. For completion tests that don't run the fan-out.
+pub async fn restoring_job(
+    store: &dyn shared::ports::JobStore,
+    job_id: &str,
+    project: &str,
+    user: &str,
+    bucket: &str,
+    objects: &[(&str, u64)],
+) {
+    use shared::domain::job::{
+        shard_of, ClassTotals, Job, LeaseOutcome, ObjectRecord, PageCommit, PlanTotals,
+    };
+    use shared::domain::state::ObjectState;
+    use shared::domain::storage::{RetrievalTier, StorageClass};
+    let shards = 4;
+    let now = time::OffsetDateTime::now_utc();
+    let job = Job::new(
+        job_id.into(),
+        project.into(),
+        user.into(),
+        format!("/srv/projects/Assets/{project}/"),
+        format!("{project}/"),
+        Some("/srv/projects/Assets/".into()),
+        RetrievalTier::Bulk,
+        vec![bucket.into()],
+        shards,
+        now,
+    );
+    store.create_job(&job).await.expect("create job");
+    let records: Vec<ObjectRecord> = objects
+        .iter()
+        .map(|(key, size)| ObjectRecord {
+            job_id: job_id.into(),
+            bucket: bucket.into(),
+            key: (*key).into(),
+            version_id: None,
+            size: *size,
+            storage_class: StorageClass::Glacier,
+            tier: Some(RetrievalTier::Bulk),
+            state: ObjectState::Requested,
+            shard: shard_of(bucket, key, shards),
+            expiry: None,
+            error: None,
+            settled_at_listing: false,
+        })
+        .collect();
+    store.put_objects(&records).await.expect("put objects");
+    let LeaseOutcome::Acquired { job, .. } = store
+        .acquire_lease(job_id, "test", now, now + time::Duration::minutes(5))
+        .await
+        .expect("lease")
+    else {
+        panic!("lease not acquired")
+    };
+    let count = objects.len() as u64;
+    let bytes: u64 = objects.iter().map(|(_, s)| s).sum();
+    let mut add = PlanTotals {
+        objects: count,
+        bytes,
+        to_restore: count,
+        bytes_to_restore: bytes,
+        requested: count,
+        ..Default::default()
+    };
+    add.by_class.insert(
+        "GLACIER".into(),
+        ClassTotals {
+            objects: count,
+            bytes,
+        },
+    );
+    let mut to = job.cursor.clone();
+    to.page += 1;
+    to.bucket_index = 1;
+    to.listing_done = true;
+    store
+        .advance_cursor(
+            job_id,
+            "test",
+            &PageCommit {
+                from: job.cursor.clone(),
+                to,
+                add,
+                notes: vec![],
+                keep_lease: None,
+            },
+        )
+        .await
+        .expect("commit listing");
+}
+
+/// An S3 `ObjectRestore:Completed` notification as S3 sends it: key URL-encoded with `+` for
+/// a space, expiry in `glacierEventData`.
+pub fn s3_restore_event(bucket: &str, key: &str, expiry: &str) -> serde_json::Value {
+    let mut encoded = String::new();
+    for byte in key.bytes() {
+        match byte {
+            b' ' => encoded.push('+'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                encoded.push(byte as char)
+            }
+            other => encoded.push_str(&format!("%{other:02X}")),
+        }
+    }
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-11-25T04:00:00.000Z",
+        "eventName": "ObjectRestore:Completed",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+            "object": {"key": encoded, "size": 1}
+        },
+        "glacierEventData": {"restoreEventData": {
+            "lifecycleRestorationExpiryTime": expiry,
+            "lifecycleRestoreStorageClass": "GLACIER"
+        }}
+    }]})
+}
+
 /// A fake of the Lambda Runtime API on loopback, enough to drive a function binary as Lambda
 /// would: it hands out queued events on `GET …/invocation/next` and records what the function
 /// answers (`…/response` or `…/error`) and any `…/init/error`.

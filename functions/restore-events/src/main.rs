@@ -14,27 +14,29 @@
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
+use shared::domain::completion::Completion;
 use shared::domain::event::{parse_invocation, Invocation, RecordOutcome, RestoreCompletion};
 
 /// Records one completion against the jobs waiting for the object.
-///
-/// SEAM(tally): the DynamoDB job store and its idempotent tally are being built separately;
-/// until they land, [`LogOnlyTally`] stands in. Replace it in `main` with the store-backed
-/// implementation — nothing else in this file changes.
 trait Tally {
     /// Must be idempotent: the same completion may arrive many times.
     async fn record(&self, completion: &RestoreCompletion) -> shared::Result<()>;
 }
 
-/// Placeholder tally that only logs (see SEAM(tally)).
-struct LogOnlyTally;
+/// The job store's tally (`shared::domain::completion`): settles the object once in every job
+/// waiting for it, or keeps the event for an object not recorded yet.
+struct StoreTally(Completion);
 
-impl Tally for LogOnlyTally {
+impl Tally for StoreTally {
     async fn record(&self, completion: &RestoreCompletion) -> shared::Result<()> {
-        tracing::warn!(
+        let outcome = self.0.record(completion).await?;
+        tracing::info!(
             bucket = %completion.bucket,
             key = %completion.key,
-            "tally not wired yet (SEAM(tally)); completion only logged"
+            jobs = ?outcome.settled,
+            duplicates = outcome.duplicates,
+            early = outcome.kept_early,
+            "completion tallied"
         );
         Ok(())
     }
@@ -166,7 +168,8 @@ fn log_summary(summary: &Summary, trigger: &str) {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let tally = LogOnlyTally; // SEAM(tally): swap for the job store's tally.
+    // Clients built once at init; the events function needs no mailer or manifest bucket.
+    let tally = StoreTally(shared::wiring::completion_from_env(&[], false, None).await?);
     let tally = &tally;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let _span =

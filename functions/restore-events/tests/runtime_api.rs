@@ -25,9 +25,17 @@ impl Drop for Function {
 #[test]
 fn binary_answers_sqs_direct_and_bad_events() {
     let runtime = LambdaRuntimeFake::start();
+    // The function tallies into a jobs table on the emulator.
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let store = tokio.block_on(integration_tests::job_store());
+    let table = store.table().to_string();
     let _function = Function(
         Command::new(env!("CARGO_BIN_EXE_restore-events"))
             .envs(runtime.env("restore-events"))
+            .env("AWS_ENDPOINT_URL", integration_tests::moto_endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("JOBS_TABLE", &table)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -74,4 +82,15 @@ fn binary_answers_sqs_direct_and_bad_events() {
     assert!(error.to_string().contains("unrecognised event"), "{error}");
     let id = runtime.push(&sample("s3-restore-completed.json"));
     assert!(matches!(wait(&id), InvocationResult::Response(_)));
+
+    // No job waits for these objects: the tally kept the completion as an early event, in
+    // the table, with the key decoded.
+    use shared::ports::JobStore;
+    let early = tokio
+        .block_on(store.get_early_event(
+            "pluto-assets",
+            "Project 42/Assets/Café Rushes/take 1+2, 100%.mov",
+        ))
+        .unwrap();
+    assert!(early.is_some(), "completion not recorded in {table}");
 }

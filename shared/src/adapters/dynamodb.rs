@@ -7,6 +7,8 @@
 //!   (sparse GSI `by-object`), removed when it settles.
 //! - `PROJECT#<id>` / `ACTIVE`: the project's active job (idempotent POST).
 //! - `STATS#<project>` / `PATH#<prefix>`: a `/stats` answer with `ttl` and `expires_at`.
+//! - `EARLY#<bucket>#<key>` / `EVENT`: a completion event that came before its object was
+//!   recorded, with `ttl` (see `JobStore::put_early_event`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,6 +24,7 @@ use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt};
 use time::OffsetDateTime;
 
+use crate::domain::completion::EarlyEvent;
 use crate::domain::job::{
     ClassTotals, CreateOutcome, Cursor, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord,
     PageCommit, PlanTotals, SettledCounts, Settlement, StatsRecord,
@@ -1246,5 +1249,103 @@ impl JobStore for DynamoJobStore {
             .await
             .map_err(upstream)?;
         out.item.as_ref().map(stats_from_item).transpose()
+    }
+
+    async fn put_early_event(&self, event: &EarlyEvent) -> Result<()> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(
+                "pk",
+                s(format!("EARLY#{}", gsi_key(&event.bucket, &event.key))),
+            )
+            .item("sk", s("EVENT"))
+            .item("bucket", s(&event.bucket))
+            .item("key", s(&event.key))
+            .item("received_at", s(ts(event.received_at)))
+            .item("expires_at", s(ts(event.expires_at)))
+            .item("ttl", n(event.expires_at.unix_timestamp()));
+        if let Some(expiry) = event.expiry {
+            put = put.item("expiry", s(ts(expiry)));
+        }
+        if let Some(version) = &event.version_id {
+            put = put.item("version_id", s(version));
+        }
+        put.send().await.map_err(upstream)?;
+        Ok(())
+    }
+
+    async fn get_early_event(&self, bucket: &str, key: &str) -> Result<Option<EarlyEvent>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("EARLY#{}", gsi_key(bucket, key))))
+            .key("sk", s("EVENT"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(upstream)?;
+        out.item
+            .map(|item| {
+                Ok(EarlyEvent {
+                    bucket: get_s(&item, "bucket")?,
+                    key: get_s(&item, "key")?,
+                    version_id: opt_s(&item, "version_id"),
+                    expiry: opt_time(&item, "expiry"),
+                    received_at: get_time(&item, "received_at")?,
+                    expires_at: get_time(&item, "expires_at")?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn clear_marker(&self, job_id: &str, marker: &str) -> Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(job_id)))
+            .key("sk", s("META"))
+            .update_expression("DELETE #mk :set")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#mk", "markers")
+            .expression_attribute_values(":set", AttributeValue::Ss(vec![marker.to_string()]))
+            .send()
+            .await
+            .map_err(|err| match is_conditional(&err) {
+                true => Error::not_found("job_not_found", format!("no job {job_id}")),
+                false => upstream(err),
+            })?;
+        Ok(())
+    }
+
+    /// A filtered Scan: the sweeper runs every few minutes, and the lock items are few, but
+    /// the Scan reads the whole table. A sparse GSI on the lock items would make it a Query
+    /// (left for when tables get large; see README).
+    async fn active_jobs(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :active AND begins_with(pk, :project)")
+                .expression_attribute_values(":active", s("ACTIVE"))
+                .expression_attribute_values(":project", s("PROJECT#"))
+                .projection_expression("job_id")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(upstream)?;
+            ids.extend(out.items().iter().filter_map(|item| opt_s(item, "job_id")));
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => break,
+            }
+        }
+        ids.sort();
+        Ok(ids)
     }
 }

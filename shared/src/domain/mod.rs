@@ -1,5 +1,6 @@
 //! Domain rules. Nothing in here imports an AWS SDK type.
 
+pub mod completion;
 pub mod cost;
 pub mod event;
 pub mod fanout;

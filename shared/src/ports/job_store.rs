@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::domain::completion::EarlyEvent;
 use crate::domain::job::{
     CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit, Settlement,
     StatsRecord,
@@ -92,4 +93,20 @@ pub trait JobStore: Send + Sync {
     /// The stored `/stats` answer of a project and prefix, even if expired (callers check
     /// `expires_at`: TTL deletion is lazy).
     async fn get_stats(&self, project_id: &str, prefix: &str) -> Result<Option<StatsRecord>>;
+
+    /// Keeps a completion event that matched no pending object (it came before the fan-out
+    /// recorded the object), with a TTL, so recording the object later can settle it.
+    async fn put_early_event(&self, event: &EarlyEvent) -> Result<()>;
+
+    /// The early completion event kept for `bucket`/`key`, if any (even past its TTL: callers
+    /// check `expires_at`, TTL deletion is lazy).
+    async fn get_early_event(&self, bucket: &str, key: &str) -> Result<Option<EarlyEvent>>;
+
+    /// Removes a marker set by [`JobStore::set_marker`] (no-op when absent), so a side effect
+    /// that failed after claiming its marker can be retried.
+    async fn clear_marker(&self, job_id: &str, marker: &str) -> Result<()>;
+
+    /// Ids of every job holding its project's active lock (planning or restoring), for the
+    /// sweeper.
+    async fn active_jobs(&self) -> Result<Vec<String>>;
 }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::domain::completion::EarlyEvent;
 use crate::domain::job::{
     CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit, SettledCounts,
     Settlement, StatsRecord,
@@ -33,6 +34,8 @@ struct Inner {
 #[derive(Default)]
 pub struct MemoryJobStore {
     inner: Mutex<Inner>,
+    /// (bucket, key) → early completion event (see `JobStore::put_early_event`).
+    early: Mutex<HashMap<(String, String), EarlyEvent>>,
 }
 
 impl MemoryJobStore {
@@ -384,5 +387,35 @@ impl JobStore for MemoryJobStore {
             .stats
             .get(&(project_id.to_string(), prefix.to_string()))
             .cloned())
+    }
+
+    async fn put_early_event(&self, event: &EarlyEvent) -> Result<()> {
+        self.early
+            .lock()
+            .unwrap()
+            .insert((event.bucket.clone(), event.key.clone()), event.clone());
+        Ok(())
+    }
+
+    async fn get_early_event(&self, bucket: &str, key: &str) -> Result<Option<EarlyEvent>> {
+        Ok(self
+            .early
+            .lock()
+            .unwrap()
+            .get(&(bucket.to_string(), key.to_string()))
+            .cloned())
+    }
+
+    async fn clear_marker(&self, job_id: &str, marker: &str) -> Result<()> {
+        if let Some(job) = self.lock().jobs.get_mut(job_id) {
+            job.markers.retain(|m| m != marker);
+        }
+        Ok(())
+    }
+
+    async fn active_jobs(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = self.lock().active.values().cloned().collect();
+        ids.sort();
+        Ok(ids)
     }
 }

@@ -1,0 +1,3 @@
+//! Library half of `restore-local`, so its loops are testable against the emulator.
+
+pub mod pipeline;

@@ -1,0 +1,1390 @@
+//! Completion (DESIGN §5): the exact tally of restore-completion events, the once-only
+//! finalizer (manifest → report → mail → dispatch), and the sweeper that settles what no event
+//! ever reported.
+//!
+//! Exactness comes from the store: an object settles with a conditional write on its own item
+//! and is counted in one of the job's counter shards in the same transaction
+//! ([`JobStore::settle`]), so a duplicate event counts nothing, an object pending in two jobs
+//! counts in both, and no single counter item takes every completion of a huge job.
+//!
+//! An event that finds no pending object is kept as an [`EarlyEvent`] (with a TTL): the fan-out
+//! may not have recorded the object yet. The handler writes it, then looks again, so either
+//! that second look or whoever records the object later ([`Completion::absorb_early`], called
+//! from the table stream and by the sweeper) settles it.
+//!
+//! A job finishes once: the finalizer moves it `restoring → completed | completed_with_errors |
+//! failed` with a conditional write and only the winner goes on; every side effect after that is
+//! recorded as a marker on the job, so a retry after a crash redoes only the missing steps and a
+//! mail is never sent twice.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::cost::{PriceList, Usage};
+use super::event::{parse_invocation, Invocation, RecordOutcome, RestoreCompletion};
+use super::job::{JobView, ObjectRecord, Settlement};
+use super::manifest::{
+    csv_manifest, manifest_csv_key, report_json, report_json_key, Report, ReportObject,
+    ReportTotals,
+};
+use super::notification::{job_finished, recipients, ManifestLocation};
+use super::object::ObjectRef;
+use super::state::{JobState, ObjectState};
+use super::storage::{expected_window, Classification, RestorePolicy};
+use crate::ports::{DispatchRequest, Dispatcher, JobStore, Mail, Mailer, ObjectStore};
+use crate::{Error, Result};
+
+/// Job markers of the finalizer's once-only steps.
+pub const MARKER_MANIFEST: &str = "manifest_written";
+pub const MARKER_MAIL: &str = "mail_sent";
+pub const MARKER_DISPATCH: &str = "dispatched";
+
+/// A completion event kept because no pending object matched it when it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlyEvent {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    /// Expiry of the restored copy, when the event said.
+    pub expiry: Option<OffsetDateTime>,
+    pub received_at: OffsetDateTime,
+    /// After this the event is ignored (and the store's TTL deletes it).
+    pub expires_at: OffsetDateTime,
+}
+
+impl EarlyEvent {
+    /// Whether this event may settle `object` at `now`: still fresh, the restored copy not yet
+    /// expired, and the same version when both name one.
+    pub fn applies_to(&self, object: &ObjectRecord, now: OffsetDateTime) -> bool {
+        self.bucket == object.bucket
+            && self.key == object.key
+            && now < self.expires_at
+            && self.expiry.is_none_or(|e| now < e)
+            && versions_match(self.version_id.as_deref(), object.version_id.as_deref())
+    }
+}
+
+fn versions_match(event: Option<&str>, object: Option<&str>) -> bool {
+    match (event, object) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// Settings of the completion side; built once per process from the configuration.
+#[derive(Debug, Clone)]
+pub struct CompletionSettings {
+    /// Where manifests and reports go (`MANIFEST_BUCKET`).
+    pub manifest_bucket: String,
+    /// `NOTIFICATION_EMAIL` addresses, mailed with the requesting user.
+    pub notification_emails: Vec<String>,
+    /// `PLUTO_PROJECT_URL`: the mail links to it + the project id.
+    pub project_url: String,
+    /// Prices for the cost in the report and mail.
+    pub prices: PriceList,
+    /// How long an early event is kept for the fan-out to catch up.
+    pub early_event_ttl: Duration,
+    /// Replaces every tier's expected window for the sweeper (the local runner uses seconds;
+    /// production leaves it `None` and uses the AWS windows).
+    pub window_override: Option<Duration>,
+    /// Extra time past an object's expected window before the sweeper gives it up as failed.
+    pub give_up_after: Duration,
+    /// A job whose fan-out made no progress for this long is failed by the sweeper.
+    pub planning_stall: Duration,
+    /// Local assets root for the copy back when the job has none (`BASE_PATH`).
+    pub base_path: Option<String>,
+}
+
+impl CompletionSettings {
+    /// Defaults for production: 1 day early-event TTL, give up 24 h past the window, fail a
+    /// fan-out stalled for 6 h.
+    pub fn new(manifest_bucket: impl Into<String>, prices: PriceList) -> Self {
+        CompletionSettings {
+            manifest_bucket: manifest_bucket.into(),
+            notification_emails: Vec::new(),
+            project_url: String::new(),
+            prices,
+            early_event_ttl: Duration::from_secs(24 * 3600),
+            window_override: None,
+            give_up_after: Duration::from_secs(24 * 3600),
+            planning_stall: Duration::from_secs(6 * 3600),
+            base_path: None,
+        }
+    }
+}
+
+/// What one completion event did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TallyOutcome {
+    /// Jobs in which this call settled the object (counted once each).
+    pub settled: Vec<String>,
+    /// Pending records found already settled by a concurrent duplicate.
+    pub duplicates: usize,
+    /// No pending object matched: kept as an early event.
+    pub kept_early: bool,
+}
+
+/// What one events invocation did, and the answer the trigger gets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventsResult {
+    pub completed: usize,
+    pub ignored: usize,
+    pub malformed: usize,
+    /// Completions the store could not record.
+    pub failed: usize,
+    /// Jobs whose counts moved (the finalizer checks them).
+    pub touched_jobs: BTreeSet<String>,
+    /// Lambda answer: `{"batchItemFailures": [...]}` for SQS, a summary otherwise.
+    pub response: Value,
+}
+
+/// How a finalize call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinalizeOutcome {
+    /// No such job.
+    Unknown,
+    /// The job still waits for objects (or its listing).
+    NotDone { pending: u64 },
+    /// Another invocation won the transition and does the steps.
+    Lost,
+    /// This call ran the missing steps of the finished job (possibly none).
+    Finalized { state: JobState, steps: Vec<String> },
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub jobs: usize,
+    pub checked: usize,
+    pub restored: usize,
+    pub not_needed: usize,
+    pub failed: usize,
+    pub from_early_events: usize,
+    /// Jobs the sweeper failed, with the reason.
+    pub failed_jobs: Vec<(String, String)>,
+    pub finalized: Vec<String>,
+}
+
+/// The completion side over the ports. Build once per process and share.
+pub struct Completion {
+    jobs: Arc<dyn JobStore>,
+    objects: Arc<dyn ObjectStore>,
+    mailer: Option<Arc<dyn Mailer>>,
+    dispatcher: Option<Arc<dyn Dispatcher>>,
+    settings: CompletionSettings,
+}
+
+impl Completion {
+    /// `mailer` is needed by the finalizer only; `dispatcher` is set when `KUBE_NAMESPACE` is.
+    pub fn new(
+        jobs: Arc<dyn JobStore>,
+        objects: Arc<dyn ObjectStore>,
+        mailer: Option<Arc<dyn Mailer>>,
+        dispatcher: Option<Arc<dyn Dispatcher>>,
+        settings: CompletionSettings,
+    ) -> Self {
+        Completion {
+            jobs,
+            objects,
+            mailer,
+            dispatcher,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &CompletionSettings {
+        &self.settings
+    }
+
+    // ---- tally ---------------------------------------------------------------------------
+
+    /// Tallies one completion: settles the object in every job waiting for it, once each.
+    pub async fn record(&self, event: &RestoreCompletion) -> Result<TallyOutcome> {
+        if event.bucket.is_empty() || event.key.is_empty() {
+            return Err(Error::validation(
+                "invalid_event",
+                "completion event without bucket or key",
+            ));
+        }
+        let mut outcome = TallyOutcome::default();
+        let pending = self.jobs.find_pending(&event.bucket, &event.key).await?;
+        let settled = self.settle_all(event, &pending, &mut outcome).await?;
+        if settled == 0 && outcome.duplicates == 0 {
+            let now = OffsetDateTime::now_utc();
+            self.jobs
+                .put_early_event(&EarlyEvent {
+                    bucket: event.bucket.clone(),
+                    key: event.key.clone(),
+                    version_id: event.version_id.clone(),
+                    expiry: event.expiry,
+                    received_at: now,
+                    expires_at: now + self.settings.early_event_ttl,
+                })
+                .await?;
+            outcome.kept_early = true;
+            // The object may have been recorded between the first look and the write above;
+            // whoever records it after the write finds the early event.
+            let again = self.jobs.find_pending(&event.bucket, &event.key).await?;
+            self.settle_all(event, &again, &mut outcome).await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn settle_all(
+        &self,
+        event: &RestoreCompletion,
+        pending: &[ObjectRecord],
+        outcome: &mut TallyOutcome,
+    ) -> Result<usize> {
+        let mut settled = 0;
+        for object in pending {
+            if !versions_match(event.version_id.as_deref(), object.version_id.as_deref()) {
+                continue;
+            }
+            let settlement = Settlement {
+                state: ObjectState::Restored,
+                expiry: event.expiry,
+                error: None,
+            };
+            if self.jobs.settle(object, &settlement).await? {
+                tracing::info!(
+                    job_id = %object.job_id,
+                    bucket = %object.bucket,
+                    key = %object.key,
+                    "object restored"
+                );
+                outcome.settled.push(object.job_id.clone());
+                settled += 1;
+            } else {
+                outcome.duplicates += 1;
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Settles freshly recorded pending objects for which an early completion event is kept.
+    /// Called when objects are recorded (table stream) and by the sweeper. Returns how many
+    /// this call settled.
+    pub async fn absorb_early(&self, objects: &[ObjectRecord]) -> Result<usize> {
+        let now = OffsetDateTime::now_utc();
+        let mut settled = 0;
+        for object in objects.iter().filter(|o| o.is_pending()) {
+            let Some(early) = self
+                .jobs
+                .get_early_event(&object.bucket, &object.key)
+                .await?
+            else {
+                continue;
+            };
+            if !early.applies_to(object, now) {
+                continue;
+            }
+            let settlement = Settlement {
+                state: ObjectState::Restored,
+                expiry: early.expiry,
+                error: None,
+            };
+            if self.jobs.settle(object, &settlement).await? {
+                tracing::info!(
+                    job_id = %object.job_id,
+                    bucket = %object.bucket,
+                    key = %object.key,
+                    "object restored by an early event"
+                );
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Handles a whole `restore-events` invocation payload (S3 notification, SQS batch of
+    /// them, or EventBridge) with the Lambda's rules: for SQS, a partial batch response naming
+    /// only the messages with a malformed record or a failed tally (the rest is deleted, the bad
+    /// ones end in the DLQ); for a direct invocation every record is processed and then, if any
+    /// was malformed or failed, an error (Lambda retries; the tally is idempotent). Other event
+    /// names are acknowledged and ignored.
+    pub async fn handle_events(&self, payload: &Value) -> Result<EventsResult> {
+        let mut result = EventsResult::default();
+        match parse_invocation(payload) {
+            Invocation::Sqs(items) => {
+                let mut failures = Vec::new();
+                for item in items {
+                    let mut ok = true;
+                    for record in &item.records {
+                        ok &= self.handle_record(record, &mut result).await;
+                    }
+                    if !ok {
+                        tracing::warn!(message_id = %item.message_id, "message reported as failed");
+                        failures.push(json!({ "itemIdentifier": item.message_id }));
+                    }
+                }
+                result.response = json!({ "batchItemFailures": failures });
+            }
+            Invocation::Direct(records) => {
+                let mut failed = 0;
+                for record in &records {
+                    if !self.handle_record(record, &mut result).await {
+                        failed += 1;
+                    }
+                }
+                if failed > 0 {
+                    return Err(Error::upstream(
+                        "events",
+                        format!(
+                            "{failed} of {} record(s) malformed or not tallied",
+                            records.len()
+                        ),
+                    ));
+                }
+                result.response = json!({
+                    "completed": result.completed,
+                    "ignored": result.ignored,
+                });
+            }
+            Invocation::Unrecognised(why) => {
+                return Err(Error::validation(
+                    "unrecognised_event",
+                    format!("unrecognised event: {why}"),
+                ));
+            }
+        }
+        Ok(result)
+    }
+
+    /// One record; false when it must be reported (malformed, or the tally failed).
+    async fn handle_record(&self, record: &RecordOutcome, result: &mut EventsResult) -> bool {
+        match record {
+            RecordOutcome::Completed(event) => match self.record(event).await {
+                Ok(outcome) => {
+                    result.completed += 1;
+                    tracing::info!(
+                        bucket = %event.bucket,
+                        key = %event.key,
+                        settled = outcome.settled.len(),
+                        duplicates = outcome.duplicates,
+                        early = outcome.kept_early,
+                        "restore completion"
+                    );
+                    result.touched_jobs.extend(outcome.settled);
+                    true
+                }
+                Err(err) => {
+                    tracing::error!(bucket = %event.bucket, key = %event.key, error = %err, "completion not tallied");
+                    result.failed += 1;
+                    false
+                }
+            },
+            RecordOutcome::Ignored { event_name } => {
+                tracing::info!(event_name = %event_name, "event ignored");
+                result.ignored += 1;
+                true
+            }
+            RecordOutcome::Malformed(why) => {
+                tracing::warn!(reason = %why, "malformed event record");
+                result.malformed += 1;
+                false
+            }
+        }
+    }
+
+    // ---- finalize ------------------------------------------------------------------------
+
+    /// Finishes a job once it is complete: the conditional transition decides the one winner,
+    /// then the missing steps run. A job already terminal gets its missing steps (a retry
+    /// after a crash). Safe to call as often as wanted.
+    pub async fn finalize(&self, job_id: &str) -> Result<FinalizeOutcome> {
+        let Some(view) = self.jobs.get_job(job_id).await? else {
+            return Ok(FinalizeOutcome::Unknown);
+        };
+        let view = if view.job.state.is_active() {
+            if !view.is_complete() {
+                return Ok(FinalizeOutcome::NotDone {
+                    pending: view.pending(),
+                });
+            }
+            let total = view.job.totals.objects;
+            let to = JobState::finished_with(total, view.settled.failed);
+            let reason =
+                (to == JobState::Failed).then(|| format!("all {total} objects failed to restore"));
+            let won = self
+                .jobs
+                .transition_job(
+                    job_id,
+                    &[JobState::Planning, JobState::Restoring],
+                    to,
+                    reason.as_deref(),
+                )
+                .await?;
+            if !won {
+                return Ok(FinalizeOutcome::Lost);
+            }
+            tracing::info!(job_id, state = %to, "job finished");
+            self.jobs
+                .get_job(job_id)
+                .await?
+                .ok_or_else(|| Error::Internal(format!("job {job_id} vanished")))?
+        } else {
+            view
+        };
+        self.run_steps(&view).await
+    }
+
+    /// Fails an active job with a reason (the sweeper's verdict) and runs its steps (a failed
+    /// job is mailed too). False when the job was no longer active.
+    pub async fn fail_job(&self, job_id: &str, reason: &str) -> Result<bool> {
+        let won = self
+            .jobs
+            .transition_job(
+                job_id,
+                &[JobState::Planning, JobState::Restoring],
+                JobState::Failed,
+                Some(reason),
+            )
+            .await?;
+        if won {
+            tracing::warn!(job_id, reason, "job failed");
+            self.finalize(job_id).await?;
+        }
+        Ok(won)
+    }
+
+    async fn run_steps(&self, view: &JobView) -> Result<FinalizeOutcome> {
+        let job = &view.job;
+        let job_id = job.job_id.as_str();
+        let has = |m: &str| job.markers.iter().any(|x| x == m);
+        let dispatch_wanted = self.dispatcher.is_some() && job.state != JobState::Failed;
+        let mut steps = Vec::new();
+        if has(MARKER_MANIFEST) && has(MARKER_MAIL) && (!dispatch_wanted || has(MARKER_DISPATCH)) {
+            return Ok(FinalizeOutcome::Finalized {
+                state: job.state,
+                steps,
+            });
+        }
+        let report = self.build_report(view).await?;
+        let bucket = &self.settings.manifest_bucket;
+        let location = ManifestLocation {
+            csv: format!("s3://{bucket}/{}", manifest_csv_key(job_id)),
+            report: format!("s3://{bucket}/{}", report_json_key(job_id)),
+        };
+
+        if !has(MARKER_MANIFEST) {
+            // Same content on every attempt: overwriting after a crash is harmless.
+            self.objects
+                .put(
+                    bucket,
+                    &manifest_csv_key(job_id),
+                    csv_manifest(&report.objects).into_bytes(),
+                    "text/csv",
+                )
+                .await?;
+            self.objects
+                .put(
+                    bucket,
+                    &report_json_key(job_id),
+                    report_json(&report)?.into_bytes(),
+                    "application/json",
+                )
+                .await?;
+            self.jobs.set_manifest(job_id, &location.report).await?;
+            self.jobs.set_marker(job_id, MARKER_MANIFEST).await?;
+            tracing::info!(job_id, manifest = %location.csv, report = %location.report, "manifest written");
+            steps.push(MARKER_MANIFEST.to_string());
+        }
+
+        if !has(MARKER_MAIL) {
+            let Some(mailer) = &self.mailer else {
+                return Err(Error::Config("the finalizer needs a mailer".into()));
+            };
+            let text = job_finished(
+                &report,
+                &self.settings.project_url,
+                Some(&location),
+                job.error.as_deref(),
+            )?;
+            let to = recipients(
+                self.settings
+                    .notification_emails
+                    .iter()
+                    .map(String::as_str)
+                    .chain([job.user.as_str()]),
+            );
+            // Claim first: of two concurrent finalizers only one sends. A failed send gives
+            // the claim back so the retry mails; a crash right after the claim loses the mail
+            // rather than sending it twice.
+            if self.jobs.set_marker(job_id, MARKER_MAIL).await? {
+                let mail = Mail {
+                    to,
+                    subject: text.subject,
+                    body: text.body,
+                };
+                if let Err(err) = mailer.send(&mail).await {
+                    self.jobs.clear_marker(job_id, MARKER_MAIL).await?;
+                    return Err(err);
+                }
+                tracing::info!(job_id, recipients = mail.to.len(), "job mail sent");
+                steps.push(MARKER_MAIL.to_string());
+            }
+        }
+
+        if dispatch_wanted && !has(MARKER_DISPATCH) {
+            if let Some(dispatcher) = &self.dispatcher {
+                let local_base = job
+                    .local_base
+                    .clone()
+                    .or_else(|| self.settings.base_path.clone())
+                    .unwrap_or_default();
+                let status = dispatcher
+                    .dispatch(&DispatchRequest {
+                        job_id: job_id.to_string(),
+                        project_id: job.project_id.clone(),
+                        manifest_uri: location.report.clone(),
+                        local_base,
+                    })
+                    .await?;
+                self.jobs.set_marker(job_id, MARKER_DISPATCH).await?;
+                tracing::info!(job_id, kube_job = %status.name, created = status.created, "copy dispatched");
+                steps.push(MARKER_DISPATCH.to_string());
+            }
+        }
+        Ok(FinalizeOutcome::Finalized {
+            state: job.state,
+            steps,
+        })
+    }
+
+    /// The report of a finished job: every object as it ended, totals from the objects
+    /// themselves, and the estimated cost of the chosen tier.
+    pub async fn build_report(&self, view: &JobView) -> Result<Report> {
+        let job = &view.job;
+        let mut objects = Vec::new();
+        let mut totals = ReportTotals::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .jobs
+                .list_objects(&job.job_id, after.as_deref(), 1000)
+                .await?;
+            for o in page.objects {
+                totals.objects += 1;
+                totals.bytes += o.size;
+                match o.state {
+                    ObjectState::Restored => totals.restored += 1,
+                    ObjectState::NotNeeded => totals.not_needed += 1,
+                    ObjectState::Failed => totals.failed += 1,
+                    ObjectState::Planned | ObjectState::Requested => {}
+                }
+                objects.push(ReportObject {
+                    bucket: o.bucket,
+                    key: o.key,
+                    version_id: o.version_id,
+                    size: o.size,
+                    storage_class: o.storage_class,
+                    state: o.state,
+                    expiry: o.expiry,
+                    error: o.error,
+                });
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let mut usage = Usage::default();
+        for (class, t) in &job.totals.by_class {
+            usage.add(
+                &super::storage::StorageClass::from_s3(class),
+                t.objects,
+                t.bytes,
+            );
+        }
+        let cost_cents = self.settings.prices.estimate_tier(&usage, job.tier).cents;
+        Ok(Report {
+            job_id: job.job_id.clone(),
+            project_id: job.project_id.clone(),
+            prefix: job.prefix.clone(),
+            local_base: job.local_base.clone(),
+            tier: job.tier,
+            state: job.state,
+            created_at: job.created_at,
+            finished_at: job.updated_at,
+            totals,
+            cost_cents,
+            objects,
+        })
+    }
+
+    // ---- sweep ---------------------------------------------------------------------------
+
+    /// One sweep over every active job: settles pending objects from kept early events or,
+    /// past their tier's expected window, from HeadObject; gives up objects (and fails stalled
+    /// jobs) that can't complete, with the reason; finalizes what became complete.
+    pub async fn sweep(&self, now: OffsetDateTime) -> Result<SweepReport> {
+        let mut report = SweepReport::default();
+        for job_id in self.jobs.active_jobs().await? {
+            report.jobs += 1;
+            if let Err(err) = self.sweep_job(&job_id, now, &mut report).await {
+                // One broken job must not stop the sweep of the others.
+                tracing::error!(job_id = %job_id, error = %err, "sweep of job failed");
+            }
+        }
+        Ok(report)
+    }
+
+    async fn sweep_job(
+        &self,
+        job_id: &str,
+        now: OffsetDateTime,
+        report: &mut SweepReport,
+    ) -> Result<()> {
+        let Some(view) = self.jobs.get_job(job_id).await? else {
+            return Ok(());
+        };
+        let job = &view.job;
+        match job.state {
+            JobState::Planning => {
+                if now - job.updated_at > self.settings.planning_stall {
+                    let reason = format!(
+                        "the fan-out made no progress since {}",
+                        job.updated_at.unix_timestamp()
+                    );
+                    if self.fail_job(job_id, &reason).await? {
+                        report.failed_jobs.push((job_id.to_string(), reason));
+                    }
+                }
+                return Ok(());
+            }
+            JobState::Restoring => {}
+            _ => {
+                // Terminal but still locked: a finalize that crashed; redo its steps.
+                self.finalize(job_id).await?;
+                return Ok(());
+            }
+        }
+        // Restoring: `updated_at` is when the listing ended, the latest request time.
+        let requested_by = job.updated_at;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .jobs
+                .list_objects(job_id, after.as_deref(), 500)
+                .await?;
+            let pending: Vec<ObjectRecord> = page
+                .objects
+                .into_iter()
+                .filter(|o| o.is_pending())
+                .collect();
+            let from_early = self.absorb_early(&pending).await?;
+            report.from_early_events += from_early;
+            for object in pending {
+                self.sweep_object(job, &object, requested_by, now, report)
+                    .await?;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        if let FinalizeOutcome::Finalized { .. } = self.finalize(job_id).await? {
+            report.finalized.push(job_id.to_string());
+        }
+        Ok(())
+    }
+
+    async fn sweep_object(
+        &self,
+        job: &super::job::Job,
+        object: &ObjectRecord,
+        requested_by: OffsetDateTime,
+        now: OffsetDateTime,
+        report: &mut SweepReport,
+    ) -> Result<()> {
+        let tier = object.tier.unwrap_or(job.tier);
+        let window = match self.settings.window_override {
+            Some(w) => w,
+            None => expected_window(&object.storage_class, None, tier)
+                .map(|w| w.max())
+                .unwrap_or_default(),
+        };
+        let due = requested_by + window;
+        if now < due {
+            return Ok(());
+        }
+        let give_up = now >= due + self.settings.give_up_after;
+        report.checked += 1;
+        let target = ObjectRef {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            version_id: object.version_id.clone(),
+        };
+        let settlement = match self.objects.head(&target).await {
+            Ok(head) => match head.classify(tier, RestorePolicy::default()) {
+                Classification::Readable => Some((ObjectState::NotNeeded, None, None)),
+                Classification::AlreadyRestored(status) => {
+                    Some((ObjectState::Restored, status.expiry, None))
+                }
+                Classification::Pending if give_up => Some((
+                    ObjectState::Failed,
+                    None,
+                    Some(format!(
+                        "restore still in progress {} after its expected window",
+                        human(now - due)
+                    )),
+                )),
+                Classification::Pending => None,
+                // Archived and no restore running: the request was lost or the restored copy
+                // already expired; waiting longer will not bring it back.
+                Classification::Restore(_) => Some((
+                    ObjectState::Failed,
+                    None,
+                    Some("no restore in progress or restored copy found (request lost or copy expired)".into()),
+                )),
+            },
+            Err(err) if err.http_status() == 404 => Some((
+                ObjectState::Failed,
+                None,
+                Some("object no longer exists".to_string()),
+            )),
+            Err(err) => {
+                tracing::warn!(job_id = %job.job_id, bucket = %object.bucket, key = %object.key, error = %err, "sweeper HeadObject failed");
+                None
+            }
+        };
+        if let Some((state, expiry, error)) = settlement {
+            let settled = self
+                .jobs
+                .settle(
+                    object,
+                    &Settlement {
+                        state,
+                        expiry,
+                        error: error.clone(),
+                    },
+                )
+                .await?;
+            if settled {
+                tracing::info!(job_id = %job.job_id, bucket = %object.bucket, key = %object.key, state = %state, reason = error.as_deref().unwrap_or(""), "sweeper settled object");
+                match state {
+                    ObjectState::Restored => report.restored += 1,
+                    ObjectState::NotNeeded => report.not_needed += 1,
+                    _ => report.failed += 1,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn human(d: time::Duration) -> String {
+    let secs = d.whole_seconds().max(0);
+    if secs >= 3600 {
+        format!("{}h{:02}m", secs / 3600, secs % 3600 / 60)
+    } else {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    }
+}
+
+/// The job ids a DynamoDB stream batch asks the finalizer to look at, and the object records
+/// it inserted (for early events). Read from the stream's JSON (`Records[].dynamodb.Keys` /
+/// `NewImage`), so the domain needs no SDK type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamWork {
+    /// Jobs whose META or counter shard changed.
+    pub jobs: BTreeSet<String>,
+    /// Newly inserted pending objects: (job id, bucket, key).
+    pub inserted: Vec<(String, String, String)>,
+}
+
+/// Reads a DynamoDB stream batch of the jobs table.
+pub fn stream_work(payload: &Value) -> StreamWork {
+    let mut work = StreamWork::default();
+    let records = payload
+        .get("Records")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let attr = |v: &Value, image: &str, name: &str| -> Option<String> {
+        v.get("dynamodb")?
+            .get(image)?
+            .get(name)?
+            .get("S")?
+            .as_str()
+            .map(str::to_string)
+    };
+    for record in &records {
+        let (Some(pk), Some(sk)) = (attr(record, "Keys", "pk"), attr(record, "Keys", "sk")) else {
+            continue;
+        };
+        let Some(job_id) = pk.strip_prefix("JOB#") else {
+            continue;
+        };
+        if sk == "META" || sk.starts_with("COUNT#") {
+            work.jobs.insert(job_id.to_string());
+        } else if sk.starts_with("OBJ#")
+            && record.get("eventName").and_then(Value::as_str) == Some("INSERT")
+        {
+            let state = attr(record, "NewImage", "state");
+            if matches!(state.as_deref(), Some("planned") | Some("requested")) {
+                if let (Some(bucket), Some(key)) = (
+                    attr(record, "NewImage", "bucket"),
+                    attr(record, "NewImage", "key"),
+                ) {
+                    work.inserted.push((job_id.to_string(), bucket, key));
+                }
+            }
+        }
+    }
+    work
+}
+
+impl Completion {
+    /// Handles a jobs-table stream batch: settles inserted objects from early events, then
+    /// finalizes every job whose counts or state changed (a no-op until it is complete).
+    pub async fn handle_stream(&self, payload: &Value) -> Result<Vec<(String, FinalizeOutcome)>> {
+        let work = stream_work(payload);
+        let mut by_job: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (job_id, _bucket, key) in &work.inserted {
+            by_job.entry(job_id.clone()).or_default().push(key.clone());
+        }
+        let mut jobs = work.jobs.clone();
+        for (job_id, keys) in by_job {
+            let records: Vec<ObjectRecord> = self
+                .jobs
+                .get_objects(&job_id, &keys)
+                .await?
+                .into_iter()
+                .flatten()
+                .collect();
+            if self.absorb_early(&records).await? > 0 {
+                jobs.insert(job_id);
+            }
+        }
+        let mut outcomes = Vec::new();
+        for job_id in jobs {
+            let outcome = self.finalize(&job_id).await?;
+            outcomes.push((job_id, outcome));
+        }
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::{
+        MemoryDispatcher, MemoryJobStore, MemoryMailer, MemoryObjectStore,
+    };
+    use crate::domain::event::CompletionSource;
+    use crate::domain::job::{shard_of, Job, LeaseOutcome, PageCommit, PlanTotals};
+    use crate::domain::object::RestoreStatus;
+    use crate::domain::storage::{RetrievalTier, StorageClass};
+
+    const MANIFESTS: &str = "manifests";
+
+    struct World {
+        jobs: Arc<MemoryJobStore>,
+        s3: Arc<MemoryObjectStore>,
+        mailer: Arc<MemoryMailer>,
+        dispatcher: Arc<MemoryDispatcher>,
+        completion: Completion,
+    }
+
+    fn world(dispatch: bool) -> World {
+        let jobs = Arc::new(MemoryJobStore::new());
+        let s3 = Arc::new(MemoryObjectStore::new());
+        s3.create_bucket(MANIFESTS);
+        s3.create_bucket("media");
+        let mailer = Arc::new(MemoryMailer::new());
+        let dispatcher = Arc::new(MemoryDispatcher::new());
+        let mut settings = CompletionSettings::new(MANIFESTS, PriceList::seed());
+        settings.notification_emails = vec!["ops@example.com".into()];
+        settings.project_url = "https://pluto.example.com/project/".into();
+        let completion = Completion::new(
+            jobs.clone(),
+            s3.clone(),
+            Some(mailer.clone()),
+            dispatch.then(|| dispatcher.clone() as Arc<dyn Dispatcher>),
+            settings,
+        );
+        World {
+            jobs,
+            s3,
+            mailer,
+            dispatcher,
+            completion,
+        }
+    }
+
+    fn record(job_id: &str, key: &str, size: u64) -> ObjectRecord {
+        ObjectRecord {
+            job_id: job_id.into(),
+            bucket: "media".into(),
+            key: key.into(),
+            version_id: None,
+            size,
+            storage_class: StorageClass::Glacier,
+            tier: Some(RetrievalTier::Bulk),
+            state: ObjectState::Requested,
+            shard: shard_of("media", key, 4),
+            expiry: None,
+            error: None,
+            settled_at_listing: false,
+        }
+    }
+
+    /// Does what the fan-out does: job, objects recorded as requested, listing done.
+    async fn restoring_job(store: &dyn JobStore, job_id: &str, project: &str, keys: &[&str]) {
+        let job = Job::new(
+            job_id.into(),
+            project.into(),
+            "ed@example.com".into(),
+            format!("/srv/Assets/{project}/"),
+            format!("{project}/"),
+            Some("/srv/Assets/".into()),
+            RetrievalTier::Bulk,
+            vec!["media".into()],
+            4,
+            OffsetDateTime::now_utc(),
+        );
+        store.create_job(&job).await.unwrap();
+        let records: Vec<ObjectRecord> = keys.iter().map(|k| record(job_id, k, 100)).collect();
+        store.put_objects(&records).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let LeaseOutcome::Acquired { job, .. } = store
+            .acquire_lease(job_id, "t", now, now + time::Duration::minutes(1))
+            .await
+            .unwrap()
+        else {
+            panic!("lease")
+        };
+        let mut add = PlanTotals {
+            objects: keys.len() as u64,
+            bytes: 100 * keys.len() as u64,
+            to_restore: keys.len() as u64,
+            bytes_to_restore: 100 * keys.len() as u64,
+            requested: keys.len() as u64,
+            ..Default::default()
+        };
+        add.by_class.insert(
+            "GLACIER".into(),
+            crate::domain::job::ClassTotals {
+                objects: keys.len() as u64,
+                bytes: 100 * keys.len() as u64,
+            },
+        );
+        let mut to = job.cursor.clone();
+        to.page += 1;
+        to.bucket_index = 1;
+        to.listing_done = true;
+        store
+            .advance_cursor(
+                job_id,
+                "t",
+                &PageCommit {
+                    from: job.cursor.clone(),
+                    to,
+                    add,
+                    notes: vec![],
+                    keep_lease: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    fn event(key: &str) -> RestoreCompletion {
+        RestoreCompletion {
+            bucket: "media".into(),
+            key: key.into(),
+            raw_key: key.into(),
+            version_id: None,
+            expiry: Some(OffsetDateTime::now_utc() + time::Duration::days(3)),
+            event_time: None,
+            source: CompletionSource::S3Notification,
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicates_and_reordering_count_once_and_finalize_once() {
+        let w = world(true);
+        restoring_job(w.jobs.as_ref(), "j1", "p1", &["p1/a", "p1/b", "p1/c"]).await;
+        for key in ["p1/c", "p1/a", "p1/c", "p1/a", "p1/b", "p1/b"] {
+            w.completion.record(&event(key)).await.unwrap();
+            w.completion.finalize("j1").await.unwrap();
+        }
+        let view = w.jobs.get_job("j1").await.unwrap().unwrap();
+        assert_eq!(view.settled.restored, 3);
+        assert_eq!(view.settled.restored_bytes, 300);
+        assert_eq!(view.job.state, JobState::Completed);
+        // More duplicates after the end change nothing and mail nobody again.
+        let late = w.completion.record(&event("p1/a")).await.unwrap();
+        assert!(late.settled.is_empty());
+        assert!(matches!(
+            w.completion.finalize("j1").await.unwrap(),
+            FinalizeOutcome::Finalized { steps, .. } if steps.is_empty()
+        ));
+        assert_eq!(w.mailer.sent().len(), 1);
+        assert_eq!(w.dispatcher.calls(), 1);
+        let mail = &w.mailer.sent()[0];
+        assert_eq!(mail.to, vec!["ops@example.com", "ed@example.com"]);
+        assert!(mail.body.contains("https://pluto.example.com/project/p1"));
+        let csv = w.s3.object(MANIFESTS, "j1/manifest.csv").unwrap().body;
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "media,p1/a\nmedia,p1/b\nmedia,p1/c\n"
+        );
+        let view = w.jobs.get_job("j1").await.unwrap().unwrap();
+        assert_eq!(
+            view.job.manifest.as_deref(),
+            Some("s3://manifests/j1/report.json")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_duplicates_count_once() {
+        let w = Arc::new(world(false));
+        let keys: Vec<String> = (0..20).map(|i| format!("race/{i}")).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        restoring_job(w.jobs.as_ref(), "jr", "pr", &refs).await;
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            for key in keys.iter().rev() {
+                let (w, key) = (w.clone(), key.clone());
+                tasks.push(tokio::spawn(async move {
+                    w.completion.record(&event(&key)).await.unwrap();
+                    w.completion.finalize("jr").await.unwrap()
+                }));
+            }
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let view = w.jobs.get_job("jr").await.unwrap().unwrap();
+        assert_eq!(view.settled.restored, 20);
+        assert_eq!(view.job.state, JobState::Completed);
+        assert_eq!(w.mailer.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_early_event_settles_the_object_once_it_is_recorded() {
+        let w = world(false);
+        let outcome = w.completion.record(&event("p2/early")).await.unwrap();
+        assert!(outcome.kept_early && outcome.settled.is_empty());
+        restoring_job(w.jobs.as_ref(), "j2", "p2", &["p2/early", "p2/late"]).await;
+        let records = w.jobs.objects("j2");
+        assert_eq!(w.completion.absorb_early(&records).await.unwrap(), 1);
+        // Absorbing again is a no-op: the object is settled.
+        assert_eq!(
+            w.completion
+                .absorb_early(&w.jobs.objects("j2"))
+                .await
+                .unwrap(),
+            0
+        );
+        w.completion.record(&event("p2/late")).await.unwrap();
+        assert!(matches!(
+            w.completion.finalize("j2").await.unwrap(),
+            FinalizeOutcome::Finalized {
+                state: JobState::Completed,
+                ..
+            }
+        ));
+        assert_eq!(
+            w.jobs
+                .get_job("j2")
+                .await
+                .unwrap()
+                .unwrap()
+                .settled
+                .restored,
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_early_event_settles_nothing() {
+        let w = world(false);
+        let now = OffsetDateTime::now_utc();
+        w.jobs
+            .put_early_event(&EarlyEvent {
+                bucket: "media".into(),
+                key: "p3/a".into(),
+                version_id: None,
+                expiry: None,
+                received_at: now - time::Duration::days(2),
+                expires_at: now - time::Duration::days(1),
+            })
+            .await
+            .unwrap();
+        restoring_job(w.jobs.as_ref(), "j3", "p3", &["p3/a"]).await;
+        assert_eq!(
+            w.completion
+                .absorb_early(&w.jobs.objects("j3"))
+                .await
+                .unwrap(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn an_object_in_two_jobs_counts_in_both() {
+        let w = world(false);
+        restoring_job(w.jobs.as_ref(), "ja", "pa", &["shared/x"]).await;
+        restoring_job(w.jobs.as_ref(), "jb", "pb", &["shared/x", "shared/y"]).await;
+        let outcome = w.completion.record(&event("shared/x")).await.unwrap();
+        assert_eq!(outcome.settled, vec!["ja", "jb"]);
+        w.completion.record(&event("shared/x")).await.unwrap();
+        assert_eq!(
+            w.jobs
+                .get_job("ja")
+                .await
+                .unwrap()
+                .unwrap()
+                .settled
+                .restored,
+            1
+        );
+        assert_eq!(
+            w.jobs
+                .get_job("jb")
+                .await
+                .unwrap()
+                .unwrap()
+                .settled
+                .restored,
+            1
+        );
+        assert!(matches!(
+            w.completion.finalize("jb").await.unwrap(),
+            FinalizeOutcome::NotDone { pending: 1 }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_job_with_a_failed_object_completes_with_errors() {
+        let w = world(false);
+        restoring_job(w.jobs.as_ref(), "j4", "p4", &["p4/ok", "p4/bad"]).await;
+        let bad = w
+            .jobs
+            .objects("j4")
+            .into_iter()
+            .find(|o| o.key == "p4/bad")
+            .unwrap();
+        w.jobs
+            .settle(
+                &bad,
+                &Settlement {
+                    state: ObjectState::Failed,
+                    expiry: None,
+                    error: Some("AccessDenied".into()),
+                },
+            )
+            .await
+            .unwrap();
+        w.completion.record(&event("p4/ok")).await.unwrap();
+        w.completion.finalize("j4").await.unwrap();
+        let view = w.jobs.get_job("j4").await.unwrap().unwrap();
+        assert_eq!(view.job.state, JobState::CompletedWithErrors);
+        let mail = &w.mailer.sent()[0];
+        assert!(mail.subject.contains("1 failed"), "{}", mail.subject);
+        assert!(mail.body.contains("p4/bad") && mail.body.contains("AccessDenied"));
+        // The CSV lists only what came back.
+        let csv =
+            String::from_utf8(w.s3.object(MANIFESTS, "j4/manifest.csv").unwrap().body).unwrap();
+        assert_eq!(csv, "media,p4/ok\n");
+    }
+
+    #[tokio::test]
+    async fn a_failed_mail_is_retried_without_rewriting_or_double_mailing() {
+        let w = world(false);
+        restoring_job(w.jobs.as_ref(), "j5", "p5", &["p5/a"]).await;
+        w.completion.record(&event("p5/a")).await.unwrap();
+        w.mailer.fail_next("SES throttled");
+        let err = w.completion.finalize("j5").await.unwrap_err();
+        assert!(err.to_string().contains("SES throttled"));
+        assert!(w.mailer.sent().is_empty());
+        // The retry (a redelivered stream batch) only mails.
+        match w.completion.finalize("j5").await.unwrap() {
+            FinalizeOutcome::Finalized { steps, .. } => assert_eq!(steps, vec![MARKER_MAIL]),
+            other => panic!("{other:?}"),
+        }
+        w.completion.finalize("j5").await.unwrap();
+        assert_eq!(w.mailer.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_settles_objects_whose_event_never_came() {
+        let mut w = world(false);
+        w.completion.settings.window_override = Some(Duration::ZERO);
+        restoring_job(
+            w.jobs.as_ref(),
+            "j6",
+            "p6",
+            &["p6/done", "p6/slow", "p6/gone"],
+        )
+        .await;
+        let mut done = crate::adapters::memory::StoredObject::new(100, StorageClass::Glacier);
+        done.restore = Some(RestoreStatus {
+            ongoing: false,
+            expiry: Some(OffsetDateTime::now_utc() + time::Duration::days(2)),
+        });
+        w.s3.insert("media", "p6/done", done);
+        let mut slow = crate::adapters::memory::StoredObject::new(100, StorageClass::Glacier);
+        slow.restore = Some(RestoreStatus {
+            ongoing: true,
+            expiry: None,
+        });
+        w.s3.insert("media", "p6/slow", slow);
+        // p6/gone does not exist any more.
+        let report = w.completion.sweep(OffsetDateTime::now_utc()).await.unwrap();
+        assert_eq!((report.restored, report.failed), (1, 1));
+        let view = w.jobs.get_job("j6").await.unwrap().unwrap();
+        assert_eq!(view.pending(), 1);
+        let gone = w
+            .jobs
+            .objects("j6")
+            .into_iter()
+            .find(|o| o.key == "p6/gone")
+            .unwrap();
+        assert_eq!(gone.error.as_deref(), Some("object no longer exists"));
+        // Past the give-up time the still-running restore fails with its reason and the job
+        // ends with errors, mailed once.
+        let later = OffsetDateTime::now_utc() + time::Duration::days(2);
+        let report = w.completion.sweep(later).await.unwrap();
+        assert_eq!(report.failed, 1);
+        assert_eq!(report.finalized, vec!["j6"]);
+        let view = w.jobs.get_job("j6").await.unwrap().unwrap();
+        assert_eq!(view.job.state, JobState::CompletedWithErrors);
+        let slow = w
+            .jobs
+            .objects("j6")
+            .into_iter()
+            .find(|o| o.key == "p6/slow")
+            .unwrap();
+        assert!(slow.error.unwrap().contains("still in progress"));
+        assert_eq!(w.mailer.sent().len(), 1);
+        assert!(w.completion.sweep(later).await.unwrap().jobs == 0);
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_waits_for_the_tier_window_and_fails_stalled_fanouts() {
+        let w = world(false);
+        restoring_job(w.jobs.as_ref(), "j7", "p7", &["p7/a"]).await;
+        // Bulk Glacier: 12 h window; nothing is checked before.
+        let report = w.completion.sweep(OffsetDateTime::now_utc()).await.unwrap();
+        assert_eq!(report.checked, 0);
+        let stalled = Job::new(
+            "j8".into(),
+            "p8".into(),
+            "ed@example.com".into(),
+            "p8/".into(),
+            "p8/".into(),
+            None,
+            RetrievalTier::Bulk,
+            vec!["media".into()],
+            1,
+            OffsetDateTime::now_utc() - time::Duration::days(1),
+        );
+        w.jobs.create_job(&stalled).await.unwrap();
+        let report = w.completion.sweep(OffsetDateTime::now_utc()).await.unwrap();
+        assert_eq!(report.failed_jobs.len(), 1);
+        let view = w.jobs.get_job("j8").await.unwrap().unwrap();
+        assert_eq!(view.job.state, JobState::Failed);
+        assert!(view.job.error.unwrap().contains("no progress"));
+        let mail = &w.mailer.sent()[0];
+        assert!(mail.subject.contains("FAILED") && mail.body.contains("no progress"));
+    }
+
+    #[tokio::test]
+    async fn sqs_batches_name_only_bad_messages() {
+        let w = world(false);
+        restoring_job(w.jobs.as_ref(), "j9", "p9", &["p9/a b+c"]).await;
+        let body = json!({"Records": [{
+            "eventName": "ObjectRestore:Completed",
+            "s3": {"bucket": {"name": "media"}, "object": {"key": "p9/a+b%2Bc"}}
+        }]});
+        let payload = json!({"Records": [
+            {"eventSource": "aws:sqs", "messageId": "m1", "body": body.to_string()},
+            {"eventSource": "aws:sqs", "messageId": "m2", "body": "not json"},
+            {"eventSource": "aws:sqs", "messageId": "m3", "body": json!({"Records": [{"eventName": "ObjectRestore:Post", "s3": {}}]}).to_string()},
+        ]});
+        let result = w.completion.handle_events(&payload).await.unwrap();
+        assert_eq!(
+            (result.completed, result.malformed, result.ignored),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            result.response,
+            json!({"batchItemFailures": [{"itemIdentifier": "m2"}]})
+        );
+        assert_eq!(
+            w.jobs
+                .get_job("j9")
+                .await
+                .unwrap()
+                .unwrap()
+                .settled
+                .restored,
+            1
+        );
+        // A record without a bucket is malformed: logged, acknowledged, nothing written.
+        let empty = json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m4",
+            "body": json!({"Records": [{"eventName": "ObjectRestore:Completed", "s3": {"bucket": {"name": ""}, "object": {"key": "k"}}}]}).to_string()}]});
+        let result = w.completion.handle_events(&empty).await.unwrap();
+        assert_eq!(result.malformed, 1);
+        assert_eq!(
+            result.response,
+            json!({"batchItemFailures": [{"itemIdentifier": "m4"}]})
+        );
+        assert!(w.jobs.get_early_event("", "k").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn stream_batches_finalize_and_absorb_early_events() {
+        let w = world(false);
+        w.completion.record(&event("p10/a")).await.unwrap();
+        restoring_job(w.jobs.as_ref(), "j10", "p10", &["p10/a"]).await;
+        let payload = json!({"Records": [
+            {"eventName": "INSERT", "dynamodb": {
+                "Keys": {"pk": {"S": "JOB#j10"}, "sk": {"S": "OBJ#p10/a"}},
+                "NewImage": {"state": {"S": "requested"}, "bucket": {"S": "media"}, "key": {"S": "p10/a"}}}},
+            {"eventName": "MODIFY", "dynamodb": {"Keys": {"pk": {"S": "PROJECT#x"}, "sk": {"S": "ACTIVE"}}}}
+        ]});
+        let work = stream_work(&payload);
+        assert!(work.jobs.is_empty());
+        assert_eq!(
+            work.inserted,
+            vec![("j10".into(), "media".into(), "p10/a".into())]
+        );
+        let outcomes = w.completion.handle_stream(&payload).await.unwrap();
+        assert!(matches!(
+            outcomes.as_slice(),
+            [(id, FinalizeOutcome::Finalized { state: JobState::Completed, .. })] if id == "j10"
+        ));
+        assert_eq!(w.mailer.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_manifest_write_failure_leaves_the_job_to_retry() {
+        let w = world(false);
+        restoring_job(w.jobs.as_ref(), "j11", "p11", &["p11/a"]).await;
+        w.completion.record(&event("p11/a")).await.unwrap();
+        w.s3.fail_next(crate::adapters::memory::ObjectStoreOp::Put, "503");
+        assert!(w.completion.finalize("j11").await.is_err());
+        assert!(w.mailer.sent().is_empty());
+        w.completion.finalize("j11").await.unwrap();
+        assert_eq!(w.mailer.sent().len(), 1);
+        assert!(w
+            .s3
+            .head(&ObjectRef {
+                bucket: MANIFESTS.into(),
+                key: "j11/report.json".into(),
+                version_id: None
+            })
+            .await
+            .is_ok());
+    }
+}

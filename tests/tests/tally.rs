@@ -1,0 +1,265 @@
+//! The completion tally against DynamoDB on the emulator: exact counts under duplicate,
+//! reordered, concurrent and early events, objects shared by two jobs, keys that need URL
+//! decoding, and SQS partial batch answers when the store fails.
+
+use std::sync::Arc;
+
+use integration_tests::{aws_config, job_store, restoring_job, s3_restore_event, unique_name};
+use serde_json::json;
+use shared::adapters::dynamodb::DynamoJobStore;
+use shared::adapters::s3::S3ObjectStore;
+use shared::domain::completion::{Completion, CompletionSettings, FinalizeOutcome};
+use shared::domain::cost::PriceList;
+use shared::domain::state::{JobState, ObjectState};
+use shared::ports::JobStore;
+
+const BUCKET: &str = "media-assets";
+const EXPIRY: &str = "2026-12-01T00:00:00.000Z";
+
+async fn completion(store: Arc<DynamoJobStore>) -> Completion {
+    let objects = Arc::new(S3ObjectStore::from_sdk_config(&aws_config().await));
+    Completion::new(
+        store,
+        objects,
+        None,
+        None,
+        CompletionSettings::new("unused", PriceList::aws()),
+    )
+}
+
+/// Events are sent one after the other here: moto's server applies a transaction's condition
+/// checks and writes without isolation from concurrent requests, so racing duplicates against
+/// it tests moto, not us (DynamoDB itself makes `settle` atomic). The racing version runs
+/// against the in-memory store in `shared::domain::completion` unit tests.
+#[tokio::test]
+async fn duplicate_and_reordered_events_count_each_object_once() {
+    let store = Arc::new(job_store().await);
+    let job = unique_name("job");
+    let keys: Vec<String> = (0..12).map(|i| format!("p1/clip-{i:02}.mov")).collect();
+    let objects: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 1000)).collect();
+    restoring_job(
+        store.as_ref(),
+        &job,
+        &unique_name("p"),
+        "ed@example.com",
+        BUCKET,
+        &objects,
+    )
+    .await;
+    let completion = completion(store.clone()).await;
+    // Every event three times: reversed, then interleaved odd/even, then in order.
+    let mut order: Vec<&String> = keys.iter().rev().collect();
+    order.extend(keys.iter().skip(1).step_by(2).chain(keys.iter().step_by(2)));
+    order.extend(keys.iter());
+    let mut settled = 0;
+    for key in order {
+        let result = completion
+            .handle_events(&s3_restore_event(BUCKET, key, EXPIRY))
+            .await
+            .unwrap();
+        settled += result.touched_jobs.len();
+    }
+    let view = store.get_job(&job).await.unwrap().unwrap();
+    assert_eq!(settled, 12, "each object settled by exactly one event");
+    assert_eq!(view.settled.restored, 12);
+    assert_eq!(view.settled.restored_bytes, 12_000);
+    assert_eq!(view.pending(), 0);
+    let objects = store.list_objects(&job, None, 100).await.unwrap().objects;
+    assert!(objects.iter().all(|o| o.state == ObjectState::Restored
+        && o.expiry
+            .is_some_and(|e| e.year() == 2026 && e.month() == time::Month::December)));
+}
+
+#[tokio::test]
+async fn an_event_before_the_object_is_recorded_is_not_lost() {
+    let store = Arc::new(job_store().await);
+    let completion = completion(store.clone()).await;
+    let job = unique_name("job");
+    let result = completion
+        .handle_events(&s3_restore_event(BUCKET, "p2/early.mov", EXPIRY))
+        .await
+        .unwrap();
+    assert_eq!(result.completed, 1);
+    assert!(result.touched_jobs.is_empty());
+    let early = store
+        .get_early_event(BUCKET, "p2/early.mov")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(early.expiry.is_some());
+
+    // The fan-out records the objects afterwards; the table stream then delivers the INSERTs.
+    restoring_job(
+        store.as_ref(),
+        &job,
+        &unique_name("p"),
+        "ed@example.com",
+        BUCKET,
+        &[("p2/early.mov", 5), ("p2/other.mov", 7)],
+    )
+    .await;
+    let stream = json!({"Records": [{"eventName": "INSERT", "dynamodb": {
+        "Keys": {"pk": {"S": format!("JOB#{job}")}, "sk": {"S": "OBJ#p2/early.mov"}},
+        "NewImage": {"state": {"S": "requested"}, "bucket": {"S": BUCKET}, "key": {"S": "p2/early.mov"}}
+    }}]});
+    let outcomes = completion.handle_stream(&stream).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![(job.clone(), FinalizeOutcome::NotDone { pending: 1 })]
+    );
+    // Replaying the stream batch counts nothing more.
+    completion.handle_stream(&stream).await.unwrap();
+    let view = store.get_job(&job).await.unwrap().unwrap();
+    assert_eq!((view.settled.restored, view.settled.restored_bytes), (1, 5));
+}
+
+#[tokio::test]
+async fn an_object_pending_in_two_active_jobs_counts_in_both() {
+    let store = Arc::new(job_store().await);
+    let completion = completion(store.clone()).await;
+    let (a, b) = (unique_name("job-a"), unique_name("job-b"));
+    restoring_job(
+        store.as_ref(),
+        &a,
+        &unique_name("p"),
+        "a@example.com",
+        BUCKET,
+        &[("shared/x.mov", 10)],
+    )
+    .await;
+    restoring_job(
+        store.as_ref(),
+        &b,
+        &unique_name("p"),
+        "b@example.com",
+        BUCKET,
+        &[("shared/x.mov", 10), ("shared/y.mov", 20)],
+    )
+    .await;
+    for _ in 0..2 {
+        completion
+            .handle_events(&s3_restore_event(BUCKET, "shared/x.mov", EXPIRY))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.get_job(&a).await.unwrap().unwrap().settled.restored,
+        1
+    );
+    assert_eq!(
+        store.get_job(&b).await.unwrap().unwrap().settled.restored,
+        1
+    );
+    // a is done, b still waits for y.
+    assert!(matches!(
+        completion.finalize(&b).await.unwrap(),
+        FinalizeOutcome::NotDone { pending: 1 }
+    ));
+    let view = store.get_job(&a).await.unwrap().unwrap();
+    assert!(view.is_complete());
+    assert_eq!(view.job.state, JobState::Restoring);
+}
+
+#[tokio::test]
+async fn keys_with_plus_percent_comma_space_and_non_ascii_are_decoded() {
+    let store = Arc::new(job_store().await);
+    let completion = completion(store.clone()).await;
+    let job = unique_name("job");
+    let keys = [
+        "p3/a+b.mov",
+        "p3/100% done.mov",
+        "p3/x,y.wav",
+        "p3/two  spaces .mxf",
+        "p3/Café 映像/ü.mov",
+    ];
+    let objects: Vec<(&str, u64)> = keys.iter().map(|k| (*k, 1)).collect();
+    restoring_job(
+        store.as_ref(),
+        &job,
+        &unique_name("p"),
+        "ed@example.com",
+        BUCKET,
+        &objects,
+    )
+    .await;
+    for key in keys {
+        let result = completion
+            .handle_events(&s3_restore_event(BUCKET, key, EXPIRY))
+            .await
+            .unwrap();
+        assert_eq!(result.touched_jobs.len(), 1, "{key} was not matched");
+    }
+    assert_eq!(
+        store.get_job(&job).await.unwrap().unwrap().settled.restored,
+        5
+    );
+    // The undecoded form of a key matches nothing.
+    let raw = json!({"Records": [{"eventName": "ObjectRestore:Completed",
+        "s3": {"bucket": {"name": BUCKET}, "object": {"key": "p3/a%2Bb.mov"}}}]});
+    assert!(completion
+        .handle_events(&raw)
+        .await
+        .unwrap()
+        .touched_jobs
+        .is_empty());
+}
+
+#[tokio::test]
+async fn eventbridge_and_ignored_events_in_one_batch() {
+    let store = Arc::new(job_store().await);
+    let completion = completion(store.clone()).await;
+    let job = unique_name("job");
+    restoring_job(
+        store.as_ref(),
+        &job,
+        &unique_name("p"),
+        "ed@example.com",
+        BUCKET,
+        &[("p4/a b.mov", 3)],
+    )
+    .await;
+    let eventbridge = json!({
+        "version": "0", "id": "1", "detail-type": "Object Restore Completed", "source": "aws.s3",
+        "time": "2026-11-25T04:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"version": "0", "bucket": {"name": BUCKET}, "object": {"key": "p4/a+b.mov", "size": 3},
+                   "restore-expiry-time": "2026-12-01T00:00:00Z", "source-storage-class": "GLACIER"}
+    });
+    let result = completion.handle_events(&eventbridge).await.unwrap();
+    assert_eq!(result.touched_jobs.len(), 1);
+    let post = json!({"Records": [{"eventName": "ObjectRestore:Post", "s3": {"bucket": {"name": BUCKET}, "object": {"key": "p4/a+b.mov"}}}]});
+    let result = completion.handle_events(&post).await.unwrap();
+    assert_eq!((result.ignored, result.completed), (1, 0));
+    assert_eq!(
+        store.get_job(&job).await.unwrap().unwrap().settled.restored,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_store_failure_names_only_the_failed_sqs_message() {
+    // A table that does not exist: every store call fails.
+    let broken = Arc::new(DynamoJobStore::new(
+        integration_tests::dynamodb_client().await,
+        unique_name("missing"),
+    ));
+    let completion = completion(broken).await;
+    let payload = json!({"Records": [
+        {"eventSource": "aws:sqs", "messageId": "good-but-unstorable",
+         "body": s3_restore_event(BUCKET, "p5/a.mov", EXPIRY).to_string()},
+        {"eventSource": "aws:sqs", "messageId": "malformed", "body": "{]"},
+    ]});
+    let result = completion.handle_events(&payload).await.unwrap();
+    assert_eq!(
+        result.response,
+        json!({"batchItemFailures": [
+            {"itemIdentifier": "good-but-unstorable"},
+            {"itemIdentifier": "malformed"}
+        ]})
+    );
+    assert_eq!((result.malformed, result.failed), (1, 1));
+    // A direct invocation fails as a whole, so Lambda retries it.
+    assert!(completion
+        .handle_events(&s3_restore_event(BUCKET, "p5/a.mov", EXPIRY))
+        .await
+        .is_err());
+}

@@ -24,3 +24,7 @@ test: emulator ## unit + integration tests against the emulator
 	cargo test --workspace --no-fail-fast
 
 .PHONY: help emulator local demo test
+
+worker-image: ## build the on-premises copy worker image (tag: $WORKER_IMAGE)
+	docker build -f worker/Dockerfile -t $${WORKER_IMAGE:-restore-worker:latest} .
+.PHONY: worker-image

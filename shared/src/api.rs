@@ -592,18 +592,8 @@ impl Wiring {
         lookup: &dyn Fn(&str) -> Option<String>,
         background_fanout: bool,
     ) -> Result<Wiring> {
-        let objects: Arc<dyn ObjectStore> =
-            Arc::new(crate::adapters::s3::S3ObjectStore::from_sdk_config(sdk));
-        let jobs = Arc::new(crate::adapters::dynamodb::DynamoJobStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            config.jobs_table.clone(),
-        ));
+        let (objects, jobs, fanout) = Self::fanout_parts(config, sdk, lookup)?;
         let mailer = crate::adapters::ses::mailer_from_lookup(sdk, lookup)?;
-        let fanout = Arc::new(Fanout::new(
-            objects.clone(),
-            jobs.clone(),
-            fanout_settings(config, lookup)?,
-        ));
         let settings = ApiSettings {
             buckets: config.asset_buckets.clone(),
             allowed_users: config.allowed_users.clone(),
@@ -624,6 +614,39 @@ impl Wiring {
         };
         let api = Api::new(jobs.clone(), objects, mailer, fanout.clone(), settings);
         Ok(Wiring { api, fanout, jobs })
+    }
+
+    /// Only the fan-out (for `restore-fanout`, which sends no mail).
+    pub fn fanout_only(
+        config: &Config,
+        sdk: &aws_config::SdkConfig,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Arc<Fanout>> {
+        Ok(Self::fanout_parts(config, sdk, lookup)?.2)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn fanout_parts(
+        config: &Config,
+        sdk: &aws_config::SdkConfig,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(
+        Arc<dyn ObjectStore>,
+        Arc<crate::adapters::dynamodb::DynamoJobStore>,
+        Arc<Fanout>,
+    )> {
+        let objects: Arc<dyn ObjectStore> =
+            Arc::new(crate::adapters::s3::S3ObjectStore::from_sdk_config(sdk));
+        let jobs = Arc::new(crate::adapters::dynamodb::DynamoJobStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            config.jobs_table.clone(),
+        ));
+        let fanout = Arc::new(Fanout::new(
+            objects.clone(),
+            jobs.clone(),
+            fanout_settings(config, lookup)?,
+        ));
+        Ok((objects, jobs, fanout))
     }
 }
 

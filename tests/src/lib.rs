@@ -424,7 +424,7 @@ pub async fn restoring_job(
         })
         .collect();
     store.put_objects(&records).await.expect("put objects");
-    let LeaseOutcome::Acquired(job) = store
+    let LeaseOutcome::Acquired { job, .. } = store
         .acquire_lease(job_id, "test", now, now + time::Duration::minutes(5))
         .await
         .expect("lease")

@@ -158,7 +158,7 @@ async fn objects_settle_once(store: &dyn JobStore, tag: &str) {
     expected.sort();
     assert_eq!(jobs, expected);
 
-    // planned → requested once.
+    // planned → requested; a requested object may still get a new tier (Expedited fallback).
     let mut req = object(&j1.job_id, "b1", "proj/a.mov", 10);
     req.tier = Some(RetrievalTier::Standard);
     assert_eq!(
@@ -173,7 +173,7 @@ async fn objects_settle_once(store: &dyn JobStore, tag: &str) {
             .mark_requested(&j1.job_id, &[req.clone()])
             .await
             .unwrap(),
-        vec![false]
+        vec![true]
     );
 
     // Settling counts once, whatever the number of duplicate events.
@@ -184,6 +184,14 @@ async fn objects_settle_once(store: &dyn JobStore, tag: &str) {
     };
     assert!(store.settle(&req, &restored).await.unwrap());
     assert!(!store.settle(&req, &restored).await.unwrap());
+    // Settled: no longer updated as requested.
+    assert_eq!(
+        store
+            .mark_requested(&j1.job_id, &[req.clone()])
+            .await
+            .unwrap(),
+        vec![false]
+    );
     assert!(!store
         .settle(&req, &settled(ObjectState::Failed))
         .await
@@ -259,7 +267,7 @@ async fn lease_and_cursor(store: &dyn JobStore, tag: &str) {
     let j = job(&format!("l-{tag}"), &format!("pl-{tag}"));
     store.create_job(&j).await.unwrap();
     let now = OffsetDateTime::now_utc();
-    let LeaseOutcome::Acquired(got) = store
+    let LeaseOutcome::Acquired { job: got, replay } = store
         .acquire_lease(&j.job_id, "w1", now, now + Duration::seconds(30))
         .await
         .unwrap()
@@ -267,6 +275,7 @@ async fn lease_and_cursor(store: &dyn JobStore, tag: &str) {
         panic!("lease should be free");
     };
     assert_eq!(got.cursor, Cursor::default());
+    assert!(!replay, "first start of page 0");
     // Someone else is kept out while the lease is live...
     match store
         .acquire_lease(&j.job_id, "w2", now, now + Duration::seconds(30))
@@ -348,7 +357,7 @@ async fn lease_and_cursor(store: &dyn JobStore, tag: &str) {
 
     // An expired lease can be taken over.
     let later = now + Duration::seconds(31);
-    let LeaseOutcome::Acquired(got) = store
+    let LeaseOutcome::Acquired { job: got, replay } = store
         .acquire_lease(&j.job_id, "w2", later, later + Duration::seconds(30))
         .await
         .unwrap()
@@ -356,8 +365,24 @@ async fn lease_and_cursor(store: &dyn JobStore, tag: &str) {
         panic!("expired lease should be taken over");
     };
     assert_eq!(got.cursor, to);
+    assert!(!replay, "page 1 was never started");
     assert_eq!(got.totals, add);
     assert_eq!(got.notes, notes);
+    // w2 dies in page 1: whoever takes over next is told it replays a started page.
+    let much_later = later + Duration::seconds(31);
+    let LeaseOutcome::Acquired { replay, .. } = store
+        .acquire_lease(
+            &j.job_id,
+            "w2b",
+            much_later,
+            much_later + Duration::seconds(30),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("expired lease should be taken over");
+    };
+    assert!(replay, "page 1 was started by w2 and never committed");
     let done = Cursor {
         bucket_index: 2,
         token: None,
@@ -367,7 +392,7 @@ async fn lease_and_cursor(store: &dyn JobStore, tag: &str) {
     store
         .advance_cursor(
             &j.job_id,
-            "w2",
+            "w2b",
             &PageCommit {
                 from: to.clone(),
                 to: done.clone(),

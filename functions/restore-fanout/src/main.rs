@@ -18,8 +18,7 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env(&[vars::ASSET_BUCKET_LIST])?;
     let sdk = aws_sdk_config(&config).await;
-    let wiring = shared::api::Wiring::new(&config, &sdk, &|n| std::env::var(n).ok(), false)?;
-    let fanout = wiring.fanout.clone();
+    let fanout = shared::api::Wiring::fanout_only(&config, &sdk, &|n| std::env::var(n).ok())?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let fanout = Arc::clone(&fanout);
         async move {

@@ -21,6 +21,7 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
+use futures::stream::{self, StreamExt};
 use time::OffsetDateTime;
 
 use crate::domain::completion::EarlyEvent;
@@ -36,8 +37,10 @@ use crate::{Error, Result};
 /// Name of the sparse index from (bucket, key) to the pending objects of every job.
 pub const BY_OBJECT_INDEX: &str = "by-object";
 const SERVICE: &str = "dynamodb";
-/// DynamoDB's limit on items per transaction and per BatchGetItem.
+/// DynamoDB's limit on keys per BatchGetItem.
 const BATCH: usize = 100;
+/// Single-item writes in flight while recording or marking a page.
+const WRITE_CONCURRENCY: usize = 16;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -205,8 +208,8 @@ impl DynamoJobStore {
         }
     }
 
-    async fn mark_one(&self, object: &ObjectRecord) -> Result<bool> {
-        let update = mark_update(&self.table, object)?;
+    async fn mark_one(&self, object: ObjectRecord) -> Result<bool> {
+        let update = mark_update(&self.table, &object)?;
         let result = self
             .client
             .update_item()
@@ -593,7 +596,7 @@ fn mark_update(table: &str, object: &ObjectRecord) -> Result<Update> {
         .table_name(table)
         .key("pk", s(job_pk(&object.job_id)))
         .key("sk", s(obj_sk(&object.key)))
-        .condition_expression("#s = :planned")
+        .condition_expression("#s IN (:planned, :requested)")
         .expression_attribute_names("#s", "state")
         .expression_attribute_values(":planned", s("planned"))
         .expression_attribute_values(":requested", s("requested"));
@@ -723,7 +726,9 @@ impl JobStore for DynamoJobStore {
             .table_name(&self.table)
             .key("pk", s(job_pk(job_id)))
             .key("sk", s("META"))
-            .update_expression("SET lease_owner = :me, lease_until = :until")
+            .update_expression(
+                "SET lease_owner = :me, lease_until = :until, started_page = cur_page",
+            )
             .condition_expression(
                 "attribute_exists(pk) AND #state = :planning AND listing_done = :false AND \
                  (attribute_not_exists(lease_owner) OR lease_until < :now OR lease_owner = :me)",
@@ -734,15 +739,25 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":now", n(millis(now)))
             .expression_attribute_values(":planning", s("planning"))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .return_values(ReturnValue::AllNew)
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match result {
             Ok(out) => {
+                // The old item: the update changes neither the job nor its cursor.
                 let item = out
                     .attributes
                     .ok_or_else(|| Error::Internal("lease update returned no item".into()))?;
-                Ok(LeaseOutcome::Acquired(Box::new(job_from_item(&item)?)))
+                let job = job_from_item(&item)?;
+                let replay = item
+                    .get("started_page")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    == Some(job.cursor.page);
+                Ok(LeaseOutcome::Acquired {
+                    job: Box::new(job),
+                    replay,
+                })
             }
             Err(err) if is_conditional(&err) => {
                 let Some(item) = self.get_meta(job_id).await? else {
@@ -784,29 +799,18 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn put_objects(&self, objects: &[ObjectRecord]) -> Result<Vec<bool>> {
-        let mut written = Vec::with_capacity(objects.len());
-        for chunk in objects.chunks(BATCH) {
-            let mut items = Vec::with_capacity(chunk.len());
-            for object in chunk {
-                let put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(object_to_item(object)))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .build()
-                    .map_err(internal)?;
-                items.push(TransactWriteItem::builder().put(put).build());
-            }
-            match self.transact(items).await? {
-                TxResult::Done => written.extend(std::iter::repeat_n(true, chunk.len())),
-                // Some exist already (a replay, or a duplicate key): one by one.
-                TxResult::ConditionFailed(_) => {
-                    for object in chunk {
-                        written.push(self.put_object(object_to_item(object)).await?);
-                    }
-                }
-            }
-        }
-        Ok(written)
+        // One conditional PutItem per object, several in flight: BatchWriteItem takes no
+        // condition, and a transaction would fail as a whole on a replay.
+        let writes: Vec<_> = objects
+            .iter()
+            .map(|object| self.put_object(object_to_item(object)))
+            .collect();
+        stream::iter(writes)
+            .buffered(WRITE_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
     }
 
     async fn get_objects(
@@ -856,24 +860,17 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn mark_requested(&self, job_id: &str, objects: &[ObjectRecord]) -> Result<Vec<bool>> {
-        let mut moved = Vec::with_capacity(objects.len());
-        for chunk in objects.chunks(BATCH) {
-            let mut items = Vec::with_capacity(chunk.len());
-            for object in chunk {
-                debug_assert_eq!(object.job_id, job_id);
-                let update = mark_update(&self.table, object)?;
-                items.push(TransactWriteItem::builder().update(update).build());
-            }
-            match self.transact(items).await? {
-                TxResult::Done => moved.extend(std::iter::repeat_n(true, chunk.len())),
-                TxResult::ConditionFailed(_) => {
-                    for object in chunk {
-                        moved.push(self.mark_one(object).await?);
-                    }
-                }
-            }
-        }
-        Ok(moved)
+        debug_assert!(objects.iter().all(|o| o.job_id == job_id));
+        let writes: Vec<_> = objects
+            .iter()
+            .map(|object| self.mark_one(object.clone()))
+            .collect();
+        stream::iter(writes)
+            .buffered(WRITE_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
     }
 
     async fn settle(&self, object: &ObjectRecord, settlement: &Settlement) -> Result<bool> {

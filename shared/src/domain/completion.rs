@@ -953,7 +953,7 @@ mod tests {
         let records: Vec<ObjectRecord> = keys.iter().map(|k| record(job_id, k, 100)).collect();
         store.put_objects(&records).await.unwrap();
         let now = OffsetDateTime::now_utc();
-        let LeaseOutcome::Acquired(job) = store
+        let LeaseOutcome::Acquired { job, .. } = store
             .acquire_lease(job_id, "t", now, now + time::Duration::minutes(1))
             .await
             .unwrap()

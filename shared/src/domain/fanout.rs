@@ -3,14 +3,17 @@
 //!
 //! One page is processed under the job's lease (only one invocation works on a job):
 //! 1. list one page from the cursor (bucket index + continuation token);
-//! 2. record its objects with `attribute_not_exists`: a replay never resets a later state, and a
-//!    key already recorded from an earlier bucket stays there (first bucket wins);
-//! 3. objects this call did not write are read back; only those still `planned` are candidates,
-//!    and since an earlier attempt may have reached S3 before dying, they are first checked with
-//!    HeadObject (an `x-amz-restore` header means the request went through);
+//! 2. record its objects with `attribute_not_exists`, those to restore already as `requested`
+//!    (the record is the "about to ask" marker): a replay never resets a later state, and a key
+//!    already recorded from an earlier bucket stays there (first bucket wins);
+//! 3. objects this call did not write are read back (only a replay of a page an invocation died
+//!    in finds its own records); the still pending ones are first checked with HeadObject, since
+//!    the dead attempt may have reached S3 (an `x-amz-restore` header means it did);
 //! 4. RestoreObject for the candidates, bounded in concurrency, under a client-side rate limit,
-//!    retried with backoff and full jitter on upstream errors; each answer settles the object
-//!    (counted in its shard in the same write) or moves it `planned → requested`;
+//!    retried with backoff and full jitter on upstream errors; a 200/403/failure settles the
+//!    object (counted in its shard in the same transaction), a 202/409 leaves it `requested`
+//!    (only a tier change after an Expedited capacity error is written back). One write per
+//!    object in the common case;
 //! 5. the cursor advances with a condition on its old value and on the lease, adding the page's
 //!    totals: counted once, however often the page was replayed.
 //!
@@ -164,7 +167,16 @@ impl Fanout {
                 .acquire_lease(job_id, &owner, now, now + self.settings.lease)
                 .await?
             {
-                LeaseOutcome::Acquired(job) => *job,
+                LeaseOutcome::Acquired { job, replay } => {
+                    if replay {
+                        tracing::warn!(
+                            job_id,
+                            page = job.cursor.page,
+                            "replaying a page an earlier invocation did not commit"
+                        );
+                    }
+                    *job
+                }
                 LeaseOutcome::Busy(until) => return Ok(RunOutcome::Busy(until)),
                 LeaseOutcome::Done if holding => return Ok(RunOutcome::ListingDone),
                 LeaseOutcome::Done => return Ok(RunOutcome::NothingToDo),
@@ -345,7 +357,14 @@ impl Fanout {
             if let Some(fallback) = plan.and_then(|p| p.fallback) {
                 notes.insert(fallback.note());
             }
-            if current.state == ObjectState::Planned {
+            // Fresh records: ask for those to restore (not those found running). Records found
+            // (a replay) and still pending: check S3 first, then ask if needed.
+            let ask = if was_written {
+                matches!(class, Classification::Restore(_))
+            } else {
+                current.is_pending()
+            };
+            if ask {
                 if let Some(plan) = plan {
                     candidates.push(Candidate {
                         record: current,
@@ -391,6 +410,11 @@ impl Fanout {
             mut plan,
             check_first,
         } = candidate;
+        // A record needs an update only if it is still `planned` or the tier changed.
+        let recorded_tier = record.tier;
+        let needs_mark = move |record: &ObjectRecord| {
+            record.state == ObjectState::Planned || record.tier != recorded_tier
+        };
         let target = ObjectRef {
             bucket: record.bucket.clone(),
             key: record.key.clone(),
@@ -410,8 +434,7 @@ impl Fanout {
                             .await
                     }
                     Classification::Pending => {
-                        record.tier = Some(plan.params.tier);
-                        return Ok((None, Some(record)));
+                        return Ok((None, needs_mark(&record).then_some(record)));
                     }
                     Classification::Restore(_) => {}
                 },
@@ -434,7 +457,7 @@ impl Fanout {
             record.tier = Some(plan.params.tier);
             return match outcome {
                 Ok(RestoreOutcome::Started) | Ok(RestoreOutcome::InProgress) => {
-                    Ok((note, Some(record)))
+                    Ok((note, needs_mark(&record).then_some(record)))
                 }
                 Ok(RestoreOutcome::AlreadyRestored) => {
                     let (_, none) = self
@@ -603,7 +626,12 @@ fn record_for(job: &Job, object: &ListedObject, class: &Classification) -> Objec
         size: object.size,
         storage_class: object.storage_class.clone(),
         tier,
-        state: class.initial_state(),
+        // Recorded as requested before the request goes out: the conditional put is the
+        // "about to ask" marker. A replay finds the record and checks S3 before asking again.
+        state: match class {
+            Classification::Restore(_) => ObjectState::Requested,
+            other => other.initial_state(),
+        },
         shard: shard_of(&object.bucket, &object.key, job.shards),
         expiry,
         error: None,

@@ -283,8 +283,10 @@ pub enum CreateOutcome {
 /// Result of asking for a job's fan-out lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseOutcome {
-    /// The caller holds the lease until the given time; the job as it is now.
-    Acquired(Box<Job>),
+    /// The caller holds the lease; the job as it is now, and whether the page at its cursor was
+    /// started before by an invocation that never committed it (a replay: requests may have
+    /// reached S3 without being recorded, so recorded objects are checked with HeadObject).
+    Acquired { job: Box<Job>, replay: bool },
     /// Someone else holds it until then.
     Busy(OffsetDateTime),
     /// Nothing left to fan out (listing done) or the job is no longer active.

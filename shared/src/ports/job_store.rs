@@ -24,7 +24,8 @@ pub trait JobStore: Send + Sync {
     async fn active_job(&self, project_id: &str) -> Result<Option<String>>;
 
     /// Takes the job's fan-out lease until `until` when it is free, expired or already ours,
-    /// so only one invocation lists and requests a job's pages at a time.
+    /// so only one invocation lists and requests a job's pages at a time. Also notes the page
+    /// at the cursor as started, and reports whether it had been started before (a replay).
     async fn acquire_lease(
         &self,
         job_id: &str,
@@ -44,8 +45,9 @@ pub trait JobStore: Send + Sync {
     async fn get_objects(&self, job_id: &str, keys: &[String])
         -> Result<Vec<Option<ObjectRecord>>>;
 
-    /// `planned → requested` (with the tier used), conditional per object; returns per key
-    /// whether this call moved it (false when it had already moved on, e.g. settled by an event).
+    /// `planned → requested`, or a new tier for a `requested` object (Expedited fallback);
+    /// conditional per object: returns per object whether it was still pending and updated
+    /// (false when it had settled meanwhile, e.g. by an event).
     async fn mark_requested(&self, job_id: &str, objects: &[ObjectRecord]) -> Result<Vec<bool>>;
 
     /// Settles one pending object and counts it in its shard in ONE transaction; true when this

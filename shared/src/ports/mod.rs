@@ -5,7 +5,9 @@ mod job_store;
 mod mailer;
 mod object_store;
 
-pub use dispatcher::{DispatchRequest, DispatchStatus, Dispatcher};
+pub use dispatcher::{
+    job_name, CopyPhase, CopyStatus, DispatchRequest, DispatchStatus, Dispatcher,
+};
 pub use job_store::JobStore;
 pub use mailer::{Mail, Mailer};
 pub use object_store::ObjectStore;

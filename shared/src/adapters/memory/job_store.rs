@@ -20,6 +20,8 @@ use crate::{Error, Result};
 struct Inner {
     jobs: HashMap<String, Job>,
     leases: HashMap<String, (String, OffsetDateTime)>,
+    /// job id → page last started under a lease.
+    started: HashMap<String, u64>,
     active: HashMap<String, String>,
     /// job id → key → object.
     objects: HashMap<String, BTreeMap<String, ObjectRecord>>,
@@ -126,7 +128,12 @@ impl JobStore for MemoryJobStore {
         inner
             .leases
             .insert(job_id.to_string(), (owner.to_string(), until));
-        Ok(LeaseOutcome::Acquired(Box::new(job)))
+        let replay =
+            inner.started.insert(job_id.to_string(), job.cursor.page) == Some(job.cursor.page);
+        Ok(LeaseOutcome::Acquired {
+            job: Box::new(job),
+            replay,
+        })
     }
 
     async fn release_lease(&self, job_id: &str, owner: &str) -> Result<()> {
@@ -172,7 +179,9 @@ impl JobStore for MemoryJobStore {
         Ok(objects
             .iter()
             .map(|o| match map.get_mut(&o.key) {
-                Some(stored) if stored.state == ObjectState::Planned => {
+                Some(stored)
+                    if matches!(stored.state, ObjectState::Planned | ObjectState::Requested) =>
+                {
                     stored.state = ObjectState::Requested;
                     stored.tier = o.tier;
                     true

@@ -24,7 +24,7 @@ test: emulator ## unit + integration tests against the emulator
 	scripts/tools.sh schemathesis
 	cargo test --workspace --no-fail-fast
 
-.PHONY: help emulator local test
+.PHONY: help emulator local demo test
 
 FUNCTIONS := restore-api restore-fanout restore-events restore-finalizer restore-sweeper
 VENV_BIN := $(CURDIR)/.venv/bin
@@ -63,4 +63,3 @@ bench: emulator ## time the whole local restore flow (restore-local demo, releas
 worker-image: ## build the on-premises copy worker image (tag: $WORKER_IMAGE)
 	docker build -f worker/Dockerfile -t $${WORKER_IMAGE:-restore-worker:latest} .
 .PHONY: worker-image
-.PHONY: help emulator local demo test

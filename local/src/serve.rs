@@ -32,14 +32,19 @@ pub async fn run(_args: &[String]) -> Result<()> {
     let wiring = Wiring::new(&config, &sdk, &lookup, true)?;
     wiring.jobs.ensure_table().await?;
     // What the table stream, S3 notifications and the schedule drive in AWS: completion
-    // events, finalizer, sweeper (restore_local::pipeline).
-    let pipeline = restore_local::pipeline::local_pipeline(
-        &config,
-        None,
-        restore_local::pipeline::LOCAL_WINDOW,
-    )
-    .await?;
-    tokio::spawn(async move { pipeline.run_forever().await });
+    // events, finalizer, sweeper (restore_local::pipeline). They need MANIFEST_BUCKET and
+    // SMTP_FROM; without them the API still serves.
+    if config.manifest_bucket.is_some() && config.mail_from.is_some() {
+        let pipeline = restore_local::pipeline::local_pipeline(
+            &config,
+            None,
+            restore_local::pipeline::LOCAL_WINDOW,
+        )
+        .await?;
+        tokio::spawn(async move { pipeline.run_forever().await });
+    } else {
+        tracing::warn!("MANIFEST_BUCKET or SMTP_FROM unset: no completion pipeline");
+    }
     let listener = TcpListener::bind(&listen)
         .await
         .map_err(|e| Error::Config(format!("LISTEN_ADDR {listen}: {e}")))?;

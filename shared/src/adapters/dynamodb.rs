@@ -201,11 +201,7 @@ impl DynamoJobStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional(&err) => Ok(false),
-            Err(err) => Err(upstream(err)),
-        }
+        condition_held(result)
     }
 
     async fn mark_one(&self, object: ObjectRecord) -> Result<bool> {
@@ -221,11 +217,7 @@ impl DynamoJobStore {
             .set_expression_attribute_values(update.expression_attribute_values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional(&err) => Ok(false),
-            Err(err) => Err(upstream(err)),
-        }
+        condition_held(result)
     }
 
     async fn release_project(&self, project_id: &str, job_id: &str) -> Result<()> {
@@ -239,11 +231,7 @@ impl DynamoJobStore {
             .expression_attribute_values(":id", s(job_id))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional(&err) => Ok(()),
-            Err(err) => Err(upstream(err)),
-        }
+        condition_held(result).map(|_| ())
     }
 }
 
@@ -262,6 +250,20 @@ where
     R: std::fmt::Debug,
 {
     Error::upstream(SERVICE, DisplayErrorContext(err))
+}
+
+/// Outcome of a conditional write: `true` when it was applied, `false` when its condition
+/// did not hold (a lost race or a replay, not an error); any other failure is upstream.
+fn condition_held<T, E, R>(result: std::result::Result<T, SdkError<E, R>>) -> Result<bool>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if is_conditional(&err) => Ok(false),
+        Err(err) => Err(upstream(err)),
+    }
 }
 
 fn is_conditional<E, R>(err: &SdkError<E, R>) -> bool
@@ -791,11 +793,7 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":me", s(owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional(&err) => Ok(()),
-            Err(err) => Err(upstream(err)),
-        }
+        condition_held(result).map(|_| ())
     }
 
     async fn put_objects(&self, objects: &[ObjectRecord]) -> Result<Vec<bool>> {

@@ -22,7 +22,7 @@ demo: emulator ## guided tour of listing, cost and restores through the S3 adapt
 
 test: emulator ## unit + integration tests against the emulator
 	scripts/tools.sh schemathesis
-	cargo test --workspace --no-fail-fast
+	cargo test --workspace --exclude restore-bench --no-fail-fast
 
 .PHONY: help emulator local demo test
 
@@ -53,10 +53,8 @@ deploy: ## sam build + sam deploy (first time: make deploy GUIDED=1)
 
 deploy-latest: deploy ## the seed's name for deploying the current main
 
-bench: emulator ## time the whole local restore flow (restore-local demo, release build) on the emulator
-	cargo build --release --quiet -p restore-local
-	RUST_LOG=$${RUST_LOG:-warn} scripts/emulator.sh run -- bash -c \
-		'time "$${CARGO_TARGET_DIR:-target}/release/restore-local" demo $(DEMO_ARGS)'
+bench: ## run the benchmarks (bench/sections/*.sh) and write bench/results.md
+	scripts/bench.sh
 
 .PHONY: build lint deploy deploy-latest bench
 

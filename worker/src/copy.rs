@@ -12,7 +12,9 @@ use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 
@@ -213,29 +215,35 @@ impl Copier {
         Ok(())
     }
 
-    /// Streams the object into `part`; returns the bytes written after checking them.
-    async fn download(&self, item: &CopyItem, part: &Path) -> Result<u64, AttemptError> {
-        let response = self
-            .s3
+    /// GetObject of the exact version the manifest names.
+    async fn get_object(
+        &self,
+        item: &CopyItem,
+    ) -> Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>> {
+        self.s3
             .get_object()
             .bucket(&item.bucket)
             .key(&item.key)
             .set_version_id(item.version_id.clone())
             .send()
             .await
-            .map_err(|e| {
-                // 4xx (missing, not restored, denied) won't change; 429, 5xx and transport
-                // errors (after the SDK's own retries) might.
-                let permanent = e
-                    .raw_response()
-                    .is_some_and(|r| r.status().is_client_error() && r.status().as_u16() != 429);
-                let message = format!("GetObject: {}", DisplayErrorContext(&e));
-                if permanent {
-                    AttemptError::Permanent(message)
-                } else {
-                    AttemptError::Transient(message)
-                }
-            })?;
+    }
+
+    /// Streams the object into `part`; returns the bytes written after checking them.
+    async fn download(&self, item: &CopyItem, part: &Path) -> Result<u64, AttemptError> {
+        let response = self.get_object(item).await.map_err(|e| {
+            // 4xx (missing, not restored, denied) won't change; 429, 5xx and transport
+            // errors (after the SDK's own retries) might.
+            let permanent = e
+                .raw_response()
+                .is_some_and(|r| r.status().is_client_error() && r.status().as_u16() != 429);
+            let message = format!("GetObject: {}", DisplayErrorContext(&e));
+            if permanent {
+                AttemptError::Permanent(message)
+            } else {
+                AttemptError::Transient(message)
+            }
+        })?;
         let expected_len = response.content_length().map(|n| n.max(0) as u64);
         let modified = response
             .last_modified()
@@ -415,12 +423,7 @@ impl Copier {
     /// ETag is not an MD5).
     async fn same_bytes(&self, item: &CopyItem, dest: &Path) -> Result<bool, String> {
         let response = self
-            .s3
-            .get_object()
-            .bucket(&item.bucket)
-            .key(&item.key)
-            .set_version_id(item.version_id.clone())
-            .send()
+            .get_object(item)
             .await
             .map_err(|e| format!("GetObject: {}", DisplayErrorContext(&e)))?;
         let file = tokio::fs::File::open(dest)

@@ -22,6 +22,7 @@ demo: emulator ## guided tour of listing, cost and restores through the S3 adapt
 
 test: emulator ## unit + integration tests against the emulator
 	scripts/tools.sh schemathesis
+	scripts/tools.sh cargo-lambda
 	cargo test --workspace --exclude restore-bench --no-fail-fast
 
 .PHONY: help emulator local demo test

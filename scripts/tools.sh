@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build and deploy tools in project-local virtualenvs (nothing global, idempotent):
 #   scripts/tools.sh lambda   cargo-lambda + ziglang into ./.venv (cross-builds arm64 zips)
+#   scripts/tools.sh cargo-lambda  cargo-lambda alone into ./.venv (`cargo lambda watch` /
+#                             `invoke`, as the sample-events test uses them)
 #   scripts/tools.sh sam      aws-sam-cli + cfn-lint into ./.venv-sam (own venv: SAM pins an
 #                             older boto3 than moto wants)
 #   scripts/tools.sh schemathesis schemathesis into ./.venv-schemathesis (API vs openapi.yaml
@@ -15,12 +17,19 @@ ensure_venv() {
 case "${1:-}" in
   lambda)
     ensure_venv "$root/.venv"
-    if [ ! -x "$root/.venv/bin/cargo-lambda" ]; then
+    if [ ! -x "$root/.venv/bin/cargo-lambda" ] || [ ! -x "$root/.venv/bin/python-zig" ]; then
       echo "tools: installing cargo-lambda and ziglang into .venv" >&2
       "$root/.venv/bin/pip" install --quiet --disable-pip-version-check cargo-lambda ziglang
     fi
     rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$' \
       || rustup target add aarch64-unknown-linux-gnu
+    ;;
+  cargo-lambda)
+    ensure_venv "$root/.venv"
+    if [ ! -x "$root/.venv/bin/cargo-lambda" ]; then
+      echo "tools: installing cargo-lambda into .venv" >&2
+      "$root/.venv/bin/pip" install --quiet --disable-pip-version-check cargo-lambda
+    fi
     ;;
   sam)
     ensure_venv "$root/.venv-sam"
@@ -37,5 +46,5 @@ case "${1:-}" in
         -r "$root/scripts/requirements-schemathesis.txt"
     fi
     ;;
-  *) echo "usage: $0 lambda|sam|schemathesis" >&2; exit 2 ;;
+  *) echo "usage: $0 lambda|cargo-lambda|sam|schemathesis" >&2; exit 2 ;;
 esac

@@ -131,7 +131,10 @@ pub struct TallyOutcome {
 /// What one events invocation did, and the answer the trigger gets.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventsResult {
+    /// Completion records tallied (duplicates included).
     pub completed: usize,
+    /// Objects those records settled, summed over jobs (a duplicate settles none).
+    pub settled: usize,
     pub ignored: usize,
     pub malformed: usize,
     /// Completions the store could not record.
@@ -361,6 +364,7 @@ impl Completion {
             RecordOutcome::Completed(event) => match self.record(event).await {
                 Ok(outcome) => {
                     result.completed += 1;
+                    result.settled += outcome.settled.len();
                     tracing::info!(
                         bucket = %event.bucket,
                         key = %event.key,

@@ -4,17 +4,23 @@
 Run by scripts/local-demo.sh inside `scripts/emulator.sh run` (AWS_ENDPOINT_URL set):
   1. seeds demo buckets with archived media (GLACIER, DEEP_ARCHIVE, readable ones, awkward keys);
   2. starts `restore-local serve` (HTTP API + fan-out + the completion pipeline) on loopback;
+     the pipeline points the bucket's restore notifications at an SQS queue on the emulator
+     and feeds moto's messages to the events handler, so the counts come from those events;
   3. submits a restore with POST /api/v1/restore, as the Pluto frontend would;
   4. shows GET /api/v1/restore/{id} until the job is finished;
-  5. prints where the manifest and report are, the CSV itself, and the mail that was sent
-     (read back from the emulator's recorded SES messages).
-Exit status 0 only when the job completed and exactly one mail went out.
+  5. prints how many restore completions arrived via SQS (from the pipeline's lines), where
+     the manifest and report are, the CSV itself, and the mail that was sent (read back from
+     the emulator's recorded SES messages).
+Exit status 0 only when the job completed, every archived object was counted from an SQS
+event, and exactly one mail went out.
 """
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,6 +43,32 @@ SAMPLES = [
     ("Demo Project/graphics/title-card.png", "GLACIER_IR", 128 << 10),
 ]
 TERMINAL = {"completed", "completed_with_errors", "failed"}
+PIPELINE_LINE = re.compile(r"(\d+) SQS message\(s\): (\d+) restore completion\(s\), (\d+) object\(s\) settled")
+
+
+class PipelineLog:
+    """Echoes `restore-local serve`'s console lines and sums what the SQS events did."""
+
+    def __init__(self, stream):
+        self.messages = self.completions = self.settled = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream):
+        for line in stream:
+            line = line.rstrip()
+            match = PIPELINE_LINE.search(line)
+            if match:
+                with self.lock:
+                    self.messages += int(match[1])
+                    self.completions += int(match[2])
+                    self.settled += int(match[3])
+            if line.startswith("restore-local pipeline:"):
+                print(f"   [serve] {line.split(':', 1)[1].strip()}")
+
+    def totals(self):
+        with self.lock:
+            return self.messages, self.completions, self.settled
 
 
 def aws(service):
@@ -77,7 +109,8 @@ def main():
                PLUTO_PROJECT_URL="http://localhost/pluto/project/",
                LISTEN_ADDR=f"127.0.0.1:{port}", RUST_LOG=os.environ.get("RUST_LOG", "warn"))
     api = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([SERVE, "serve"], env=env)
+    server = subprocess.Popen([SERVE, "serve"], env=env, stdout=subprocess.PIPE, text=True)
+    log = PipelineLog(server.stdout)
     try:
         for _ in range(300):
             try:
@@ -121,10 +154,19 @@ def main():
                 break
             time.sleep(0.2)
         csv = s3.get_object(Bucket=MANIFESTS, Key=f"{job_id}/manifest.csv")["Body"].read().decode()
-        print(f"5. Manifest: s3://{MANIFESTS}/{job_id}/manifest.csv (report: .../report.json)")
+        archived = sum(1 for s in SAMPLES if s[1] in ("GLACIER", "DEEP_ARCHIVE"))
+        for _ in range(50):  # the pass that finished the job prints its line just after
+            messages, completions, settled = log.totals()
+            if settled >= archived:
+                break
+            time.sleep(0.1)
+        print(f"5. Events: {completions} restore completion(s) arrived via SQS from the emulator "
+              f"({messages} message(s), the rest ObjectRestore:Post / s3:TestEvent, ignored); "
+              f"they settled {settled} of the {archived} archived object(s)")
+        print(f"6. Manifest: s3://{MANIFESTS}/{job_id}/manifest.csv (report: .../report.json)")
         for line in csv.splitlines():
             print(f"   {line}")
-        print(f"6. Mail sent ({len(mails)}):")
+        print(f"7. Mail sent ({len(mails)}):")
         for mail in mails:
             print(f"   To: {', '.join(mail['destinations']['ToAddresses'])}")
             print(f"   Subject: {mail['subject']}")
@@ -132,6 +174,8 @@ def main():
                 print(f"   | {line}")
         if state != "completed" or len(mails) != 1:
             sys.exit(f"expected a completed job and one mail, got {state} and {len(mails)}")
+        if settled != archived:
+            sys.exit(f"expected all {archived} archived objects counted from SQS events, got {settled}")
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -1,27 +1,26 @@
 //! The event-driven half of the service on one machine: what AWS does between our Lambdas
-//! (S3 → restore-events, DynamoDB stream → fan-out continuation and finalizer, EventBridge
-//! schedule → sweeper), done by loops over the same shared code.
+//! (S3 → SQS → restore-events, DynamoDB stream → fan-out continuation and finalizer,
+//! EventBridge schedule → sweeper), done by loops over the same shared code.
 //!
-//! Event delivery: moto sends `ObjectRestore:Completed` only lazily (on a read after its
-//! transition time) and without `glacierEventData`, so this runner does not wait for moto's
-//! notifications. It polls the pending objects of active jobs with HeadObject (which is also
-//! the read that moves moto's restore state on) and, for each one whose restored copy is
-//! readable, builds the S3 notification S3 would send (key URL-encoded with `+` for a space,
-//! expiry in `glacierEventData`) and hands it to the events handler
-//! ([`Completion::handle_events`]), the same code path as the Lambda. A finished job is then
-//! finalized exactly as the stream-driven finalizer does, and the sweeper runs on a short
-//! interval.
+//! Event delivery: the asset buckets send `ObjectRestore:Completed` (and `Post`) to an SQS
+//! queue on the emulator; each pass drains it into the events handler
+//! ([`Completion::handle_events`], the Lambda's code path) — see [`crate::events`]. Only those
+//! messages count objects. moto fires the notification lazily, when something reads the
+//! object's restore status after its transition time, so each pass also reads the pending
+//! objects of active jobs with HeadObject; that read only moves moto's clock, its answer is not
+//! counted. What never gets a notification is settled by the sweeper, which runs on a short
+//! interval, and a finished job is finalized exactly as the stream-driven finalizer does.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+
+use crate::events::{EventQueue, QueueSettings};
 use shared::domain::completion::{Completion, FinalizeOutcome, SweepReport};
 use shared::domain::object::ObjectRef;
 use shared::domain::state::JobState;
-use shared::domain::storage::{Classification, RestorePolicy};
 use shared::ports::{JobStore, ObjectStore};
 use shared::Result;
 
@@ -56,10 +55,19 @@ impl Default for PipelineSettings {
 pub struct Tick {
     /// Jobs still active after the pass.
     pub active: BTreeSet<String>,
-    /// Completion events delivered to the events handler.
+    /// SQS messages received by this pass.
+    pub messages: usize,
+    /// Restore completions those messages delivered to the events handler (duplicates
+    /// included).
     pub events: usize,
+    /// Objects those completions settled.
+    pub settled: usize,
+    /// Messages the handler reported failed (left on the queue for a retry).
+    pub failed_messages: usize,
     /// Jobs finalized by this pass.
     pub finalized: Vec<String>,
+    /// The sweep run after this pass, when one was due.
+    pub sweep: Option<SweepReport>,
 }
 
 /// The local stand-in for S3 notifications, the table stream and the schedule.
@@ -67,6 +75,7 @@ pub struct Pipeline {
     completion: Arc<Completion>,
     jobs: Arc<dyn JobStore>,
     objects: Arc<dyn ObjectStore>,
+    events: Arc<EventQueue>,
     fanout: Option<Arc<dyn FanoutStep>>,
     settings: PipelineSettings,
 }
@@ -76,6 +85,7 @@ impl Pipeline {
         completion: Arc<Completion>,
         jobs: Arc<dyn JobStore>,
         objects: Arc<dyn ObjectStore>,
+        events: Arc<EventQueue>,
         fanout: Option<Arc<dyn FanoutStep>>,
         settings: PipelineSettings,
     ) -> Self {
@@ -83,15 +93,22 @@ impl Pipeline {
             completion,
             jobs,
             objects,
+            events,
             fanout,
             settings,
         }
     }
 
-    /// One pass over every active job: continue its fan-out, deliver completions of its
-    /// pending objects, settle early events, finalize it when complete.
+    /// The events queue this pipeline drains.
+    pub fn events(&self) -> &EventQueue {
+        &self.events
+    }
+
+    /// One pass: continue the fan-out of planning jobs, read the pending objects of active
+    /// jobs (moto's clock), drain the events queue into the handler, finalize what is complete.
     pub async fn tick(&self) -> Result<Tick> {
         let mut tick = Tick::default();
+        let mut active = Vec::new();
         for job_id in self.jobs.active_jobs().await? {
             let Some(view) = self.jobs.get_job(&job_id).await? else {
                 continue;
@@ -101,7 +118,26 @@ impl Pipeline {
                     fanout.continue_job(&job_id).await?;
                 }
             }
-            tick.events += self.deliver_completions(&job_id).await?;
+            self.read_pending(&job_id).await?;
+            active.push(job_id);
+        }
+        // Drained even with no active job: an event for an object not recorded yet is kept.
+        let delivery = self.events.drain(&self.completion).await?;
+        if delivery.messages > 0 {
+            tracing::info!(
+                messages = delivery.messages,
+                completions = delivery.completions,
+                settled = delivery.settled,
+                ignored = delivery.ignored,
+                failed = delivery.failed,
+                "events delivered from SQS"
+            );
+        }
+        tick.messages = delivery.messages;
+        tick.events = delivery.completions;
+        tick.settled = delivery.settled;
+        tick.failed_messages = delivery.failed;
+        for job_id in active {
             match self.completion.finalize(&job_id).await? {
                 FinalizeOutcome::Finalized { state, .. } => {
                     tracing::info!(job_id = %job_id, state = %state, "job finalized");
@@ -115,10 +151,10 @@ impl Pipeline {
         Ok(tick)
     }
 
-    /// HeadObject on the job's pending objects; every readable restored copy becomes an
-    /// `ObjectRestore:Completed` notification for the events handler. Returns how many.
-    async fn deliver_completions(&self, job_id: &str) -> Result<usize> {
-        let mut delivered = 0;
+    /// Settles pending objects from kept early events, makes sure their buckets notify the
+    /// queue, and reads each one with HeadObject: the read after which moto sends the
+    /// completion notification. The answer is not counted.
+    async fn read_pending(&self, job_id: &str) -> Result<()> {
         let mut after: Option<String> = None;
         loop {
             let page = self
@@ -132,48 +168,41 @@ impl Pipeline {
                 .collect();
             self.completion.absorb_early(&pending).await?;
             for object in pending {
+                if let Err(err) = self.events.watch_bucket(&object.bucket).await {
+                    // Its objects are left to the sweeper.
+                    tracing::warn!(job_id, bucket = %object.bucket, error = %err, "bucket not watched");
+                }
                 let target = ObjectRef {
                     bucket: object.bucket.clone(),
                     key: object.key.clone(),
                     version_id: object.version_id.clone(),
                 };
-                let head = match self.objects.head(&target).await {
-                    Ok(head) => head,
-                    Err(err) => {
-                        // The sweeper decides about objects that can't be read.
-                        tracing::debug!(job_id, key = %object.key, error = %err, "poll failed");
-                        continue;
-                    }
-                };
-                let tier = object
-                    .tier
-                    .unwrap_or(shared::domain::storage::RetrievalTier::Standard);
-                if let Classification::AlreadyRestored(status) =
-                    head.classify(tier, RestorePolicy::default())
-                {
-                    let expiry = status.expiry.and_then(|e| {
-                        e.format(&time::format_description::well_known::Rfc3339)
-                            .ok()
-                    });
-                    let payload =
-                        restore_notification(&object.bucket, &object.key, expiry.as_deref());
-                    let result = self.completion.handle_events(&payload).await?;
-                    delivered += result.completed;
+                if let Err(err) = self.objects.head(&target).await {
+                    // The sweeper decides about objects that can't be read.
+                    tracing::debug!(job_id, key = %object.key, error = %err, "read failed");
                 }
             }
             match page.next {
                 Some(next) => after = Some(next),
-                None => break,
+                None => return Ok(()),
             }
         }
-        Ok(delivered)
     }
 
-    /// Runs passes for good (beside `restore-local serve`); an error is logged and the next
-    /// pass tries again.
+    /// Runs passes for good (beside `restore-local serve`), printing a line for each pass
+    /// that received events or swept something; an error is logged and the next pass tries
+    /// again.
     pub async fn run_forever(&self) {
         loop {
-            if let Err(err) = self.run_until(|_| false).await {
+            let result = self
+                .run_until(|tick| {
+                    if let Some(line) = describe(tick) {
+                        println!("restore-local pipeline: {line}");
+                    }
+                    false
+                })
+                .await;
+            if let Err(err) = result {
                 tracing::error!(error = %err, code = err.code(), "pipeline pass failed");
                 tokio::time::sleep(self.settings.poll_interval).await;
             }
@@ -186,16 +215,20 @@ impl Pipeline {
     }
 
     /// Runs passes (and a sweep every `sweep_interval`) until `done` says stop, returning the
-    /// jobs finalized on the way. `done` sees the last pass.
+    /// jobs finalized on the way. `done` sees each pass, with the sweep that followed it.
     pub async fn run_until(&self, mut done: impl FnMut(&Tick) -> bool) -> Result<Vec<String>> {
         let mut finalized = Vec::new();
         let mut last_sweep = std::time::Instant::now();
         loop {
-            let tick = self.tick().await?;
+            let mut tick = self.tick().await?;
             finalized.extend(tick.finalized.iter().cloned());
             if last_sweep.elapsed() >= self.settings.sweep_interval {
                 let report = self.sweep().await?;
-                finalized.extend(report.finalized);
+                finalized.extend(report.finalized.iter().cloned());
+                for job_id in &report.finalized {
+                    tick.active.remove(job_id);
+                }
+                tick.sweep = Some(report);
                 last_sweep = std::time::Instant::now();
             }
             if done(&tick) {
@@ -206,42 +239,36 @@ impl Pipeline {
     }
 }
 
-/// The S3 event notification S3 sends when a restore completes: key URL-encoded as S3 does
-/// (form encoding, `+` for a space), `glacierEventData` with the expiry when known.
-pub fn restore_notification(bucket: &str, key: &str, expiry: Option<&str>) -> Value {
-    const KEY_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b'/')
-        .remove(b' ');
-    let encoded = percent_encoding::utf8_percent_encode(key, KEY_SET)
-        .to_string()
-        .replace(' ', "+");
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let mut record = json!({
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": now,
-        "eventName": "ObjectRestore:Completed",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
-            "object": {"key": encoded}
-        }
-    });
-    if let Some(expiry) = expiry {
-        record["glacierEventData"] = json!({"restoreEventData": {
-            "lifecycleRestorationExpiryTime": expiry,
-            "lifecycleRestoreStorageClass": "GLACIER"
-        }});
+/// A one-line account of a pass for the console, `None` when nothing happened.
+pub fn describe(tick: &Tick) -> Option<String> {
+    let mut parts = Vec::new();
+    if tick.messages > 0 {
+        parts.push(format!(
+            "{} SQS message(s): {} restore completion(s), {} object(s) settled, {} failed",
+            tick.messages, tick.events, tick.settled, tick.failed_messages
+        ));
     }
-    json!({ "Records": [record] })
+    if let Some(sweep) = &tick.sweep {
+        let settled = sweep.restored + sweep.not_needed + sweep.failed + sweep.from_early_events;
+        if settled > 0 || !sweep.failed_jobs.is_empty() {
+            parts.push(format!(
+                "sweeper settled {settled} object(s) ({} restored, {} failed, {} from early events)",
+                sweep.restored, sweep.failed, sweep.from_early_events
+            ));
+        }
+    }
+    for job_id in tick
+        .finalized
+        .iter()
+        .chain(tick.sweep.iter().flat_map(|s| s.finalized.iter()))
+    {
+        parts.push(format!("job {job_id} finalized"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
+
+/// Names the local events queue (default [`crate::events::DEFAULT_QUEUE`]).
+pub const EVENTS_QUEUE: &str = "EVENTS_QUEUE";
 
 /// Expected restore window the local sweeper assumes for every tier.
 pub const LOCAL_WINDOW: Duration = Duration::from_secs(30);
@@ -293,7 +320,12 @@ pub async fn run_cli(args: &[String]) -> Result<()> {
     let pipeline = local_pipeline(&config, None, window).await?;
     tracing::info!(table = %config.jobs_table, manifest_bucket = %bucket, "pipeline running");
     let finalized = pipeline
-        .run_until(|tick| until_idle && tick.active.is_empty())
+        .run_until(|tick| {
+            if let Some(line) = describe(tick) {
+                println!("{line}");
+            }
+            until_idle && tick.active.is_empty()
+        })
         .await?;
     for job_id in finalized {
         println!("finalized {job_id}: manifest s3://{bucket}/{job_id}/manifest.csv");
@@ -317,10 +349,11 @@ pub fn local_config() -> Result<shared::config::Config> {
     )
 }
 
-/// Builds the local pipeline on the emulator: creates the jobs table and manifest bucket when
-/// missing, verifies the SES sender there, and wires the completion side with `window` as
+/// Builds the local pipeline on the emulator: creates the jobs table, manifest bucket and
+/// events queue (`EVENTS_QUEUE`) when missing, points the asset buckets' restore
+/// notifications at the queue, verifies the SES sender there, and wires the completion side with `window` as
 /// every tier's expected window. `restore-local serve` passes its fan-out as `fanout` and runs
-/// `pipeline.run_until(|_| false)` in a task beside the HTTP server.
+/// `pipeline.run_forever()` in a task beside the HTTP server.
 pub async fn local_pipeline(
     config: &shared::config::Config,
     fanout: Option<Arc<dyn FanoutStep>>,
@@ -361,8 +394,20 @@ pub async fn local_pipeline(
                 .await;
         }
     }
+    let s3 = objects.client().clone();
     let jobs: Arc<dyn JobStore> = Arc::new(store);
     let objects: Arc<dyn ObjectStore> = Arc::new(objects);
+    let queue = std::env::var(EVENTS_QUEUE)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| crate::events::DEFAULT_QUEUE.to_string());
+    let events = EventQueue::ensure(&sdk, s3, objects.clone(), &QueueSettings::new(&queue)).await?;
+    for bucket in &config.asset_buckets {
+        // Before any restore is asked for; buckets of jobs are also watched as they come.
+        if let Err(err) = events.watch_bucket(bucket).await {
+            tracing::warn!(bucket, error = %err, "asset bucket not watched yet");
+        }
+    }
     let mut settings = shared::wiring::completion_settings(config)?;
     settings.window_override = Some(window);
     settings.give_up_after = window;
@@ -377,6 +422,7 @@ pub async fn local_pipeline(
         completion,
         jobs,
         objects,
+        Arc::new(events),
         fanout,
         PipelineSettings::default(),
     ))
@@ -384,32 +430,4 @@ pub async fn local_pipeline(
 
 fn aws_sdk_dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(sdk)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use shared::domain::event::{parse_payload, RecordOutcome};
-
-    #[test]
-    fn notifications_round_trip_through_the_event_parser() {
-        for key in ["a b+c/100%,x.mov", "Café 映像/ü.wav", "plain/key.mxf"] {
-            let payload = restore_notification("media", key, Some("2026-12-01T00:00:00Z"));
-            let encoded = payload["Records"][0]["s3"]["object"]["key"]
-                .as_str()
-                .unwrap();
-            assert!(
-                !encoded.contains(' ') && !encoded.contains(','),
-                "{encoded}"
-            );
-            match parse_payload(&payload).as_slice() {
-                [RecordOutcome::Completed(c)] => {
-                    assert_eq!(c.key, key);
-                    assert_eq!(c.bucket, "media");
-                    assert!(c.expiry.is_some());
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-    }
 }

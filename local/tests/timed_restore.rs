@@ -1,6 +1,7 @@
 //! The pipeline against moto's timed restores (its own emulator: the transition is global):
-//! restores really are in progress for a while, the pipeline's HeadObject polls move moto's
-//! restore state on, and the completions arrive only then — then the job finishes once.
+//! restores really are in progress for a while, the pipeline's HeadObject reads move moto's
+//! restore state on, moto's S3 → SQS notifications arrive only then, and they finish the job
+//! once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use aws_sdk_s3::types::StorageClass as SdkClass;
 use integration_tests::{
     aws_config, job_store, moto_api_post, moto_endpoint, restoring_job, s3_client, unique_name,
 };
+use restore_local::events::{EventQueue, QueueSettings};
 use restore_local::pipeline::{Pipeline, PipelineSettings};
 use shared::adapters::memory::MemoryMailer;
 use shared::adapters::s3::S3ObjectStore;
@@ -55,7 +57,17 @@ async fn completions_arrive_when_moto_finishes_the_restores() {
     }
     // moto's restore clock starts at object creation (DESIGN §8).
     tokio::time::sleep(Duration::from_secs(SECONDS) + Duration::from_millis(200)).await;
-    let objects = Arc::new(S3ObjectStore::from_sdk_config(&aws_config().await));
+    let sdk = aws_config().await;
+    let objects = Arc::new(S3ObjectStore::from_sdk_config(&sdk));
+    let events = EventQueue::ensure(
+        &sdk,
+        s3.clone(),
+        objects.clone(),
+        &QueueSettings::new(unique_name("events")),
+    )
+    .await
+    .unwrap();
+    events.watch_bucket(&assets).await.unwrap();
     for key in keys {
         let target = ObjectRef {
             bucket: assets.clone(),
@@ -92,6 +104,7 @@ async fn completions_arrive_when_moto_finishes_the_restores() {
         completion,
         store.clone(),
         objects.clone(),
+        Arc::new(events),
         None,
         PipelineSettings {
             poll_interval: Duration::from_millis(250),
@@ -101,17 +114,20 @@ async fn completions_arrive_when_moto_finishes_the_restores() {
 
     let started = Instant::now();
     let mut saw_in_progress = false;
+    let mut settled = 0;
     let finalized = pipeline
         .run_until(|tick| {
             if tick.active.contains(&job) && tick.events == 0 {
                 saw_in_progress = true;
             }
+            settled += tick.settled;
             !tick.active.contains(&job) || started.elapsed() > Duration::from_secs(30)
         })
         .await
         .unwrap();
     assert_eq!(finalized, vec![job.clone()], "not finished in 30 s");
     assert!(saw_in_progress, "the restores were never seen in progress");
+    assert_eq!(settled, 2, "both counted from SQS events");
     let view = store.get_job(&job).await.unwrap().unwrap();
     assert_eq!(view.job.state, JobState::Completed);
     assert_eq!(view.settled.restored, 2);

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::config::Config;
 use crate::domain::cost::{CostEstimate, PriceList, BYTES_PER_GB};
 use crate::domain::fanout::{Fanout, FanoutSettings, RunOutcome};
-use crate::domain::job::{CreateOutcome, Job, JobView, StatsRecord};
+use crate::domain::job::{CopyDispatch, CreateOutcome, Job, JobView, StatsRecord};
 use crate::domain::plan;
 use crate::domain::request::{PermissionsRequest, RestoreRequest, StatsRequest, MAX_BODY_BYTES};
 use crate::domain::storage::RestorePolicy;
@@ -415,6 +415,7 @@ impl Api {
             expected_completion: window,
             manifest: job.manifest.clone(),
             error: job.error.clone(),
+            copy: job.copy.clone(),
             link: format!("{RESTORE_V1}/{}", job.job_id),
         }
     }
@@ -719,6 +720,11 @@ pub struct JobStatus {
     pub expected_completion: Option<ExpectedCompletion>,
     pub manifest: Option<String>,
     pub error: Option<String>,
+    /// The on-premises copy: the Kubernetes Job the finalizer dispatched (name, namespace,
+    /// state, when), or the API server's error that prevented it. Absent until the finalizer
+    /// tried (and always without `KUBE_NAMESPACE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyDispatch>,
     /// Where to poll.
     pub link: String,
 }

@@ -1,5 +1,7 @@
 //! The kube shim against a loopback HTTP server speaking the Kubernetes Jobs API
-//! (`/apis/batch/v1/namespaces/{ns}/jobs[/{name}]`, real Job and Status JSON).
+//! (`/apis/batch/v1/namespaces/{ns}/jobs[/{name}]`, real Job and Status JSON); the last test
+//! runs it from the finalizer (job store, manifests and mail on the emulator) and reads the
+//! dispatch back through `GET /api/v1/restore/{id}`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -72,6 +74,10 @@ impl FakeApi {
 
     fn fail_with(&self, failure: Failure) {
         self.state.lock().unwrap().failure = Some(failure);
+    }
+
+    fn recover(&self) {
+        self.state.lock().unwrap().failure = None;
     }
 
     fn requests(&self) -> Vec<(String, String, Option<Value>)> {
@@ -582,4 +588,186 @@ fn the_role_allows_exactly_what_the_shim_needs() {
     assert_eq!(binding["kind"], "RoleBinding");
     assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
     assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+}
+
+/// `GET /api/v1/restore/{id}` through the API handler, on the emulator's job store.
+async fn get_restore(api: &shared::api::Api, job_id: &str) -> Value {
+    let request = http::Request::builder()
+        .method("GET")
+        .uri(format!("/api/v1/restore/{job_id}"))
+        .body(Vec::new())
+        .unwrap();
+    let response = api.handle(request).await;
+    assert_eq!(response.status(), 200, "{}", response.body());
+    serde_json::from_str(response.body()).unwrap()
+}
+
+#[tokio::test]
+async fn the_finalizers_dispatch_shows_in_get_restore() {
+    use integration_tests::{
+        aws_config, job_store, restoring_job, s3_client, sesv2_client, unique_name,
+    };
+    use shared::adapters::s3::S3ObjectStore;
+    use shared::adapters::ses::SesMailer;
+    use shared::api::{Api, ApiSettings};
+    use shared::domain::completion::{Completion, CompletionSettings, MARKER_DISPATCH};
+    use shared::domain::cost::PriceList;
+    use shared::domain::fanout::{Fanout, FanoutSettings};
+    use shared::domain::job::Settlement;
+    use shared::domain::state::ObjectState;
+    use shared::domain::storage::RestorePolicy;
+    use shared::ports::{JobStore, Mailer};
+
+    let fake = FakeApi::start().await;
+    let dispatcher = Arc::new(KubeDispatcher::new(fake.client(), config()));
+    let s3 = s3_client().await;
+    let manifests = unique_name("manifests");
+    s3.create_bucket().bucket(&manifests).send().await.unwrap();
+    let sender = format!("{}@restore.example.com", unique_name("kube"));
+    sesv2_client()
+        .await
+        .create_email_identity()
+        .email_identity(&sender)
+        .send()
+        .await
+        .unwrap();
+    let mailer: Arc<dyn Mailer> = Arc::new(SesMailer::new(sesv2_client().await, &sender).unwrap());
+    let store = Arc::new(job_store().await);
+    let objects = Arc::new(S3ObjectStore::from_sdk_config(&aws_config().await));
+    let completion = Completion::new(
+        store.clone(),
+        objects.clone(),
+        Some(mailer.clone()),
+        Some(dispatcher),
+        CompletionSettings::new(&manifests, PriceList::seed()),
+    );
+    let fanout = Arc::new(Fanout::new(
+        objects.clone(),
+        store.clone(),
+        FanoutSettings::default(),
+    ));
+    let api = Api::new(
+        store.clone(),
+        objects,
+        mailer,
+        fanout,
+        ApiSettings {
+            buckets: vec!["assets".into()],
+            allowed_users: vec![],
+            approvers: vec![],
+            project_url: None,
+            prices: PriceList::seed(),
+            policy: RestorePolicy::default(),
+            plan_budget: std::time::Duration::from_secs(1),
+            stats_validity: std::time::Duration::from_secs(60),
+            background_fanout: false,
+        },
+    );
+    // A restore job whose only object is restored: the finalizer's next call finishes it.
+    let job_id = unique_name("Job");
+    restoring_job(
+        store.as_ref(),
+        &job_id,
+        "4711",
+        "ed@example.com",
+        "assets",
+        &[("p/a.mov", 5)],
+    )
+    .await;
+    let object = store
+        .list_objects(&job_id, None, 10)
+        .await
+        .unwrap()
+        .objects
+        .remove(0);
+    let restored = Settlement {
+        state: ObjectState::Restored,
+        expiry: None,
+        error: None,
+    };
+    assert!(store.settle(&object, &restored).await.unwrap());
+    let before = get_restore(&api, &job_id).await;
+    assert!(
+        before.get("copy").is_none(),
+        "no copy before the finalizer: {before}"
+    );
+
+    // The API server refuses: the job shows the Job's name and the server's answer.
+    fake.fail_with(Failure::Status(
+        403,
+        "Forbidden",
+        "jobs.batch is forbidden: User \"system:serviceaccount:media:restore\" cannot create resource \"jobs\"",
+    ));
+    let err = completion.finalize(&job_id).await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    let refused = get_restore(&api, &job_id).await;
+    let copy = &refused["copy"];
+    assert_eq!(refused["status"], "completed");
+    assert_eq!(copy["state"], "failed", "{refused}");
+    assert_eq!(copy["jobName"], job_name(&job_id));
+    assert_eq!(copy["namespace"], "media");
+    assert_eq!(copy["dispatchedAt"], Value::Null);
+    let error = copy["error"].as_str().unwrap();
+    assert!(
+        error.contains("cannot create resource") && error.contains("403"),
+        "{error}"
+    );
+    assert_eq!(fake.jobs(), 0);
+    // A retry failing the same way leaves the record (and so the table stream) alone.
+    completion.finalize(&job_id).await.unwrap_err();
+    let retried = get_restore(&api, &job_id).await;
+    assert_eq!(retried["copy"], refused["copy"]);
+
+    // The next retry dispatches: the same name, now dispatched.
+    fake.recover();
+    completion.finalize(&job_id).await.unwrap();
+    let dispatched = get_restore(&api, &job_id).await;
+    let copy = &dispatched["copy"];
+    assert_eq!(copy["state"], "dispatched", "{dispatched}");
+    assert_eq!(copy["jobName"], job_name(&job_id));
+    assert_eq!(copy["created"], true);
+    assert_eq!(copy["error"], Value::Null);
+    assert!(copy["dispatchedAt"].is_string());
+    assert!(fake.job("media", &job_name(&job_id)).is_some());
+
+    // A crash after the create but before the marker: the re-dispatch gets 409 and keeps it.
+    store.clear_marker(&job_id, MARKER_DISPATCH).await.unwrap();
+    completion.finalize(&job_id).await.unwrap();
+    let again = get_restore(&api, &job_id).await;
+    assert_eq!(again["copy"]["jobName"], job_name(&job_id));
+    assert_eq!(again["copy"]["state"], "dispatched");
+    assert_eq!(again["copy"]["created"], false, "found the first Job (409)");
+    assert_eq!(fake.jobs(), 1, "still one Job");
+    let posts = fake
+        .requests()
+        .iter()
+        .filter(|(method, _, _)| method == "POST")
+        .count();
+    assert_eq!(posts, 4, "refused twice, created, 409");
+
+    // The answer's `copy` has exactly the fields openapi.yaml documents, all required.
+    let schema = &yaml("openapi.yaml")["components"]["schemas"]["JobStatus"]["properties"]["copy"];
+    let mut documented: Vec<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut sent: Vec<&str> = again["copy"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    documented.sort_unstable();
+    required.sort_unstable();
+    sent.sort_unstable();
+    assert_eq!(sent, documented);
+    assert_eq!(required, documented);
 }

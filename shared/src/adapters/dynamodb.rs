@@ -26,8 +26,8 @@ use time::OffsetDateTime;
 
 use crate::domain::completion::EarlyEvent;
 use crate::domain::job::{
-    ClassTotals, CreateOutcome, Cursor, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord,
-    PageCommit, PlanTotals, SettledCounts, Settlement, StatsRecord,
+    ClassTotals, CopyDispatch, CreateOutcome, Cursor, Job, JobView, LeaseOutcome, ObjectPage,
+    ObjectRecord, PageCommit, PlanTotals, SettledCounts, Settlement, StatsRecord,
 };
 use crate::domain::state::{JobState, ObjectState};
 use crate::domain::storage::{RetrievalTier, StorageClass};
@@ -469,6 +469,11 @@ fn job_to_item(job: &Job) -> Item {
     if let Some(e) = &job.error {
         item.insert("error".into(), s(e));
     }
+    if let Some(copy) = &job.copy {
+        if let Ok(json) = serde_json::to_string(copy) {
+            item.insert("copy".into(), s(json));
+        }
+    }
     item
 }
 
@@ -525,6 +530,14 @@ fn job_from_item(item: &Item) -> Result<Job> {
         manifest: opt_s(item, "manifest"),
         error: opt_s(item, "error"),
         markers: string_set(item, "markers"),
+        copy: match opt_s(item, "copy") {
+            Some(json) => {
+                Some(serde_json::from_str(&json).map_err(|e| {
+                    Error::Internal(format!("job item: unreadable copy record: {e}"))
+                })?)
+            }
+            None => None,
+        },
     })
 }
 
@@ -1174,6 +1187,31 @@ impl JobStore for DynamoJobStore {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":m", s(uri))
             .expression_attribute_values(":now", s(ts(OffsetDateTime::now_utc())))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional(&err) => Err(Error::not_found(
+                "job_not_found",
+                format!("no job {job_id}"),
+            )),
+            Err(err) => Err(upstream(err)),
+        }
+    }
+
+    async fn set_copy(&self, job_id: &str, copy: &CopyDispatch) -> Result<()> {
+        let json = serde_json::to_string(copy)
+            .map_err(|e| Error::Internal(format!("copy record: {e}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(job_id)))
+            .key("sk", s("META"))
+            .update_expression("SET #c = :c")
+            .expression_attribute_names("#c", "copy")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":c", s(json))
             .send()
             .await;
         match result {

@@ -24,7 +24,9 @@ use ::kube::api::{Api, PostParams};
 use async_trait::async_trait;
 
 pub use crate::ports::job_name;
-use crate::ports::{CopyPhase, CopyStatus, DispatchRequest, DispatchStatus, Dispatcher};
+use crate::ports::{
+    CopyPhase, CopyStatus, DispatchRequest, DispatchStatus, DispatchTarget, Dispatcher,
+};
 use crate::{Error, Result};
 
 /// Label and annotation prefix of everything the shim creates.
@@ -560,6 +562,13 @@ pub fn copy_status(job: &Job) -> CopyStatus {
 
 #[async_trait]
 impl Dispatcher for KubeDispatcher {
+    fn target(&self, job_id: &str) -> DispatchTarget {
+        DispatchTarget {
+            name: job_name(job_id),
+            namespace: Some(self.config.namespace.clone()),
+        }
+    }
+
     async fn dispatch(&self, request: &DispatchRequest) -> Result<DispatchStatus> {
         let job = self.job_for(request)?;
         let name = job.metadata.name.clone().unwrap_or_default();

@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use super::cost::{PriceList, Usage};
 use super::event::{parse_invocation, Invocation, RecordOutcome, RestoreCompletion};
-use super::job::{JobView, ObjectRecord, Settlement};
+use super::job::{CopyDispatch, DispatchState, JobView, ObjectRecord, Settlement};
 use super::manifest::{
     csv_manifest, manifest_csv_key, report_json, report_json_key, Report, ReportObject,
     ReportTotals,
@@ -131,7 +131,10 @@ pub struct TallyOutcome {
 /// What one events invocation did, and the answer the trigger gets.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventsResult {
+    /// Completion records tallied (duplicates included).
     pub completed: usize,
+    /// Objects those records settled, summed over jobs (a duplicate settles none).
+    pub settled: usize,
     pub ignored: usize,
     pub malformed: usize,
     /// Completions the store could not record.
@@ -361,6 +364,7 @@ impl Completion {
             RecordOutcome::Completed(event) => match self.record(event).await {
                 Ok(outcome) => {
                     result.completed += 1;
+                    result.settled += outcome.settled.len();
                     tracing::info!(
                         bucket = %event.bucket,
                         key = %event.key,
@@ -537,14 +541,50 @@ impl Completion {
                     .clone()
                     .or_else(|| self.settings.base_path.clone())
                     .unwrap_or_default();
-                let status = dispatcher
+                let target = dispatcher.target(job_id);
+                let attempted_at = OffsetDateTime::now_utc();
+                let result = dispatcher
                     .dispatch(&DispatchRequest {
                         job_id: job_id.to_string(),
                         project_id: job.project_id.clone(),
                         manifest_uri: location.report.clone(),
                         local_base,
                     })
-                    .await?;
+                    .await;
+                // Kept on the job either way, so `GET /api/v1/restore/{id}` shows the Job's
+                // name, or why the cluster refused it.
+                let mut copy = CopyDispatch {
+                    job_name: target.name,
+                    namespace: target.namespace,
+                    state: DispatchState::Failed,
+                    created: false,
+                    dispatched_at: None,
+                    attempted_at,
+                    error: None,
+                };
+                let status = match result {
+                    Ok(status) => status,
+                    Err(err) => {
+                        copy.error = Some(err.to_string());
+                        // Every write to the job re-triggers its stream: the same failure again
+                        // (a retry) is not rewritten, so retries stay within the stream's limit.
+                        let known = job.copy.as_ref().is_some_and(|c| {
+                            c.state == DispatchState::Failed && c.error == copy.error
+                        });
+                        if !known {
+                            if let Err(store_err) = self.jobs.set_copy(job_id, &copy).await {
+                                tracing::error!(job_id, error = %store_err, "dispatch failure not recorded");
+                            }
+                        }
+                        tracing::error!(job_id, kube_job = %copy.job_name, error = %err, "copy not dispatched");
+                        return Err(err);
+                    }
+                };
+                copy.job_name = status.name.clone();
+                copy.state = DispatchState::Dispatched;
+                copy.created = status.created;
+                copy.dispatched_at = Some(attempted_at);
+                self.jobs.set_copy(job_id, &copy).await?;
                 self.jobs.set_marker(job_id, MARKER_DISPATCH).await?;
                 tracing::info!(job_id, kube_job = %status.name, created = status.created, "copy dispatched");
                 steps.push(MARKER_DISPATCH.to_string());

@@ -124,6 +124,47 @@ pub struct Job {
     pub error: Option<String>,
     /// Once-only side effects already done (`mail_sent`, `dispatched`...), sorted.
     pub markers: Vec<String>,
+    /// The on-premises copy as the finalizer handed it to the cluster, once it tried.
+    #[serde(default)]
+    pub copy: Option<CopyDispatch>,
+}
+
+/// Outcome of the finalizer's latest attempt to hand the copy to the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchState {
+    /// The Kubernetes Job exists (created now, or found from an earlier attempt).
+    Dispatched,
+    /// The API server refused or could not be reached; `error` says why. The finalizer fails
+    /// too, so the table stream retries it; a later success replaces this.
+    Failed,
+}
+
+/// The dispatch record kept on the job (`copy`) and shown by `GET /api/v1/restore/{id}`. The
+/// finalizer writes it, so the API needs no cluster access: it is the state at dispatch time;
+/// the Job's live progress is in the cluster under `job_name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyDispatch {
+    /// Name of the Kubernetes Job: deterministic per restore job, so it is known (and the
+    /// same) whether the attempt succeeded, failed or found the Job already there.
+    pub job_name: String,
+    /// Namespace of the Job (`KUBE_NAMESPACE`), when the dispatcher has one.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub state: DispatchState,
+    /// Whether the successful attempt created the Job (false: it was already there, HTTP 409).
+    #[serde(default)]
+    pub created: bool,
+    /// When the Job was dispatched (unset while it never was).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub dispatched_at: Option<OffsetDateTime>,
+    /// When the latest attempt ran.
+    #[serde(with = "time::serde::rfc3339")]
+    pub attempted_at: OffsetDateTime,
+    /// Why the latest attempt failed (the API server's answer).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 impl Job {
@@ -160,6 +201,7 @@ impl Job {
             manifest: None,
             error: None,
             markers: Vec::new(),
+            copy: None,
         }
     }
 }

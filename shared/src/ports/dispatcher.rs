@@ -91,9 +91,27 @@ pub struct CopyStatus {
     pub message: Option<String>,
 }
 
+/// Where a dispatch of a restore job goes: known before any API call, so a failed attempt can
+/// still name the Job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchTarget {
+    /// [`job_name`] of the restore job.
+    pub name: String,
+    /// Namespace, when the dispatcher has one.
+    pub namespace: Option<String>,
+}
+
 /// Hands the on-premises copy to the cluster (a Kubernetes Job in production).
 #[async_trait]
 pub trait Dispatcher: Send + Sync {
+    /// The Job name (and namespace) a dispatch of `job_id` uses.
+    fn target(&self, job_id: &str) -> DispatchTarget {
+        DispatchTarget {
+            name: job_name(job_id),
+            namespace: None,
+        }
+    }
+
     /// Starts the copy; idempotent per `job_id` (a second call reports `created: false`).
     async fn dispatch(&self, request: &DispatchRequest) -> Result<DispatchStatus>;
 

@@ -3,8 +3,8 @@ use time::OffsetDateTime;
 
 use crate::domain::completion::EarlyEvent;
 use crate::domain::job::{
-    CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit, Settlement,
-    StatsRecord,
+    CopyDispatch, CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit,
+    Settlement, StatsRecord,
 };
 use crate::domain::state::JobState;
 use crate::Result;
@@ -82,6 +82,9 @@ pub trait JobStore: Send + Sync {
 
     /// Records where the manifest/report was written.
     async fn set_manifest(&self, job_id: &str, uri: &str) -> Result<()>;
+
+    /// Records the latest attempt to dispatch the on-premises copy (replaces the previous one).
+    async fn set_copy(&self, job_id: &str, copy: &CopyDispatch) -> Result<()>;
 
     /// Sets a named once-only marker on the job (e.g. `mail_sent`, `dispatched`); true when this
     /// call set it, false when it was already there. Makes side effects exactly-once.

@@ -6,7 +6,7 @@ mod mailer;
 mod object_store;
 
 pub use dispatcher::{
-    job_name, CopyPhase, CopyStatus, DispatchRequest, DispatchStatus, Dispatcher,
+    job_name, CopyPhase, CopyStatus, DispatchRequest, DispatchStatus, DispatchTarget, Dispatcher,
 };
 pub use job_store::JobStore;
 pub use mailer::{Mail, Mailer};

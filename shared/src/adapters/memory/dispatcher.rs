@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use crate::ports::{DispatchRequest, DispatchStatus, Dispatcher};
+use crate::ports::{job_name, DispatchRequest, DispatchStatus, Dispatcher};
 use crate::{Error, Result};
 
 #[derive(Default)]
@@ -45,26 +45,6 @@ impl MemoryDispatcher {
     pub fn fail_next(&self, message: &str) {
         self.lock().failures.push_back(message.to_string());
     }
-
-    /// Deterministic, DNS-label-safe name for a job id (`restore-<id>`, lowercase
-    /// alphanumerics and `-`, at most 63 characters).
-    pub fn job_name(job_id: &str) -> String {
-        let mut name: String = format!("restore-{job_id}")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .take(63)
-            .collect();
-        while name.ends_with('-') {
-            name.pop();
-        }
-        name
-    }
 }
 
 #[async_trait]
@@ -75,7 +55,7 @@ impl Dispatcher for MemoryDispatcher {
         if let Some(message) = inner.failures.pop_front() {
             return Err(Error::upstream("kubernetes", message));
         }
-        let name = Self::job_name(&request.job_id);
+        let name = job_name(&request.job_id);
         let created = !inner.dispatched.iter().any(|d| d.job_id == request.job_id);
         if created {
             inner.dispatched.push(request.clone());
@@ -102,7 +82,7 @@ mod tests {
         let d = MemoryDispatcher::new();
         let first = d.dispatch(&request("Job_1")).await.unwrap();
         assert!(first.created);
-        assert_eq!(first.name, "restore-job-1");
+        assert_eq!(first.name, job_name("Job_1"));
         let again = d.dispatch(&request("Job_1")).await.unwrap();
         assert!(!again.created);
         assert_eq!(again.name, first.name);
@@ -119,15 +99,5 @@ mod tests {
         assert!(err.to_string().contains("apiserver unavailable"));
         assert!(d.dispatched().is_empty());
         assert!(d.dispatch(&request("j")).await.unwrap().created);
-    }
-
-    #[test]
-    fn job_names_are_dns_labels() {
-        let name = MemoryDispatcher::job_name(&"X".repeat(100));
-        assert_eq!(name.len(), 63);
-        assert!(name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
-        assert_eq!(MemoryDispatcher::job_name("a/b_"), "restore-a-b");
     }
 }

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use crate::domain::completion::EarlyEvent;
 use crate::domain::job::{
-    CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit, SettledCounts,
-    Settlement, StatsRecord,
+    CopyDispatch, CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit,
+    SettledCounts, Settlement, StatsRecord,
 };
 use crate::domain::state::{JobState, ObjectState};
 use crate::ports::JobStore;
@@ -354,6 +354,18 @@ impl JobStore for MemoryJobStore {
             ));
         };
         job.manifest = Some(uri.to_string());
+        Ok(())
+    }
+
+    async fn set_copy(&self, job_id: &str, copy: &CopyDispatch) -> Result<()> {
+        let mut inner = self.lock();
+        let Some(job) = inner.jobs.get_mut(job_id) else {
+            return Err(Error::not_found(
+                "job_not_found",
+                format!("no job {job_id}"),
+            ));
+        };
+        job.copy = Some(copy.clone());
         Ok(())
     }
 

@@ -6,6 +6,8 @@
 //! `scripts/emulator.sh install` once) on a free loopback port; it is stopped when the test
 //! process exits (its stdin closes). `make test` leaves it unset: one server per test file.
 
+pub mod fault_proxy;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -91,6 +93,30 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         ))
         .load()
         .await
+}
+
+/// SDK configuration for an endpoint in front of the emulator (e.g. a [`fault_proxy`]):
+/// standard retries with `max_attempts` and millisecond backoff, and an attempt timeout so a
+/// call that gets no answer is retried.
+pub async fn aws_config_at(
+    endpoint: &str,
+    max_attempts: u32,
+    attempt_timeout: Duration,
+) -> aws_config::SdkConfig {
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(max_attempts)
+        .with_initial_backoff(Duration::from_millis(5))
+        .with_max_backoff(Duration::from_millis(50));
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(attempt_timeout)
+        .build();
+    aws_config()
+        .await
+        .into_builder()
+        .endpoint_url(endpoint)
+        .retry_config(retry)
+        .timeout_config(timeouts)
+        .build()
 }
 
 /// S3 client for the emulator (path-style addressing, as moto on loopback needs).

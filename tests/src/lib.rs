@@ -412,6 +412,23 @@ pub async fn restoring_job(
     bucket: &str,
     objects: &[(&str, u64)],
 ) {
+    let later =
+        restoring_job_deferred(store, job_id, project, user, bucket, objects, |_| false).await;
+    assert!(later.is_empty());
+}
+
+/// Like [`restoring_job`], but the objects whose key `defer` selects are counted in the totals
+/// and NOT recorded: they are returned for the caller to record later (`put_objects`), as a
+/// fan-out that is slower than the restore-completed events would.
+pub async fn restoring_job_deferred(
+    store: &dyn shared::ports::JobStore,
+    job_id: &str,
+    project: &str,
+    user: &str,
+    bucket: &str,
+    objects: &[(&str, u64)],
+    defer: impl Fn(&str) -> bool,
+) -> Vec<shared::domain::job::ObjectRecord> {
     use shared::domain::job::{
         shard_of, ClassTotals, Job, LeaseOutcome, ObjectRecord, PageCommit, PlanTotals,
     };
@@ -449,7 +466,11 @@ pub async fn restoring_job(
             settled_at_listing: false,
         })
         .collect();
-    store.put_objects(&records).await.expect("put objects");
+    let (later, now_records): (Vec<ObjectRecord>, Vec<ObjectRecord>) =
+        records.into_iter().partition(|r| defer(&r.key));
+    for chunk in now_records.chunks(1000) {
+        store.put_objects(chunk).await.expect("put objects");
+    }
     let LeaseOutcome::Acquired { job, .. } = store
         .acquire_lease(job_id, "test", now, now + time::Duration::minutes(5))
         .await
@@ -492,6 +513,7 @@ pub async fn restoring_job(
         )
         .await
         .expect("commit listing");
+    later
 }
 
 /// An S3 `ObjectRestore:Completed` notification as S3 sends it: key URL-encoded with `+` for

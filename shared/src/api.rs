@@ -364,13 +364,21 @@ impl Api {
     }
 
     async fn status(&self, id: &str) -> Answer {
-        let view = self.jobs.get_job(id).await?.ok_or_else(|| {
+        let not_found = || {
+            let shown: String = id.chars().take(MAX_JOB_ID_BYTES).collect();
+            let more = if shown.len() < id.len() { "…" } else { "" };
             failure(
                 StatusCode::NOT_FOUND,
                 "job_not_found",
-                format!("no restore job {id}"),
+                format!("no restore job {shown}{more}"),
             )
-        })?;
+        };
+        // Not a job id this service hands out: no store call (DynamoDB refuses keys over
+        // 2,048 bytes with a 500-class error) and no 4 KiB echo in the answer.
+        if !plausible_job_id(id) {
+            return Err(not_found());
+        }
+        let view = self.jobs.get_job(id).await?.ok_or_else(not_found)?;
         Ok(json_response(StatusCode::OK, &self.status_body(&view)))
     }
 
@@ -663,6 +671,18 @@ fn no_objects(prefix: &str) -> Failure {
 }
 
 /// Size and content-type checks of a POST body (413, 415).
+/// Longest job id looked up; the API hands out UUIDs (36 characters).
+const MAX_JOB_ID_BYTES: usize = 64;
+
+/// Whether `id` can be a job id: short, ASCII letters, digits, `-` and `_` only.
+fn plausible_job_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_JOB_ID_BYTES
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn check_body(request: &Request<Vec<u8>>) -> std::result::Result<&[u8], Failure> {
     let body = request.body().as_slice();
     if body.len() > MAX_BODY_BYTES {

@@ -6,6 +6,8 @@
 //! `scripts/emulator.sh install` once) on a free loopback port; it is stopped when the test
 //! process exits (its stdin closes). `make test` leaves it unset: one server per test file.
 
+pub mod fault_proxy;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -91,6 +93,30 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         ))
         .load()
         .await
+}
+
+/// SDK configuration for an endpoint in front of the emulator (e.g. a [`fault_proxy`]):
+/// standard retries with `max_attempts` and millisecond backoff, and an attempt timeout so a
+/// call that gets no answer is retried.
+pub async fn aws_config_at(
+    endpoint: &str,
+    max_attempts: u32,
+    attempt_timeout: Duration,
+) -> aws_config::SdkConfig {
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(max_attempts)
+        .with_initial_backoff(Duration::from_millis(5))
+        .with_max_backoff(Duration::from_millis(50));
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(attempt_timeout)
+        .build();
+    aws_config()
+        .await
+        .into_builder()
+        .endpoint_url(endpoint)
+        .retry_config(retry)
+        .timeout_config(timeouts)
+        .build()
 }
 
 /// S3 client for the emulator (path-style addressing, as moto on loopback needs).
@@ -386,6 +412,23 @@ pub async fn restoring_job(
     bucket: &str,
     objects: &[(&str, u64)],
 ) {
+    let later =
+        restoring_job_deferred(store, job_id, project, user, bucket, objects, |_| false).await;
+    assert!(later.is_empty());
+}
+
+/// Like [`restoring_job`], but the objects whose key `defer` selects are counted in the totals
+/// and NOT recorded: they are returned for the caller to record later (`put_objects`), as a
+/// fan-out that is slower than the restore-completed events would.
+pub async fn restoring_job_deferred(
+    store: &dyn shared::ports::JobStore,
+    job_id: &str,
+    project: &str,
+    user: &str,
+    bucket: &str,
+    objects: &[(&str, u64)],
+    defer: impl Fn(&str) -> bool,
+) -> Vec<shared::domain::job::ObjectRecord> {
     use shared::domain::job::{
         shard_of, ClassTotals, Job, LeaseOutcome, ObjectRecord, PageCommit, PlanTotals,
     };
@@ -423,7 +466,11 @@ pub async fn restoring_job(
             settled_at_listing: false,
         })
         .collect();
-    store.put_objects(&records).await.expect("put objects");
+    let (later, now_records): (Vec<ObjectRecord>, Vec<ObjectRecord>) =
+        records.into_iter().partition(|r| defer(&r.key));
+    for chunk in now_records.chunks(1000) {
+        store.put_objects(chunk).await.expect("put objects");
+    }
     let LeaseOutcome::Acquired { job, .. } = store
         .acquire_lease(job_id, "test", now, now + time::Duration::minutes(5))
         .await
@@ -466,6 +513,7 @@ pub async fn restoring_job(
         )
         .await
         .expect("commit listing");
+    later
 }
 
 /// An S3 `ObjectRestore:Completed` notification as S3 sends it: key URL-encoded with `+` for

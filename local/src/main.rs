@@ -10,7 +10,7 @@ mod serve;
 const USAGE: &str = "usage: restore-local <command>\n\
   demo [--tier Expedited|Standard|Bulk]   restore sample objects on the emulator (AWS_ENDPOINT_URL)\n\
   serve                                   serve the HTTP API on LISTEN_ADDR (default 127.0.0.1:9000)\n\
-  pipeline [--until-idle] [--window SECONDS]   completion events, finalizer and sweeper loops";
+  pipeline [--until-idle] [--window SECONDS]   completion loops: the emulator's S3 → SQS restore events, finalizer, sweeper";
 
 #[tokio::main]
 async fn main() -> ExitCode {

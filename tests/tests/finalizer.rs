@@ -23,7 +23,7 @@ use shared::domain::state::{JobState, ObjectState};
 use shared::ports::{Dispatcher, JobStore, Mailer};
 
 const ASSETS: &str = "media-assets";
-const EXPIRY: &str = "2026-12-01T00:00:00.000Z";
+const EXPIRY: &str = "2099-12-01T00:00:00.000Z";
 
 async fn manifest_bucket() -> String {
     let bucket = unique_name("manifests");

@@ -14,7 +14,7 @@ use shared::domain::state::{JobState, ObjectState};
 use shared::ports::JobStore;
 
 const BUCKET: &str = "media-assets";
-const EXPIRY: &str = "2026-12-01T00:00:00.000Z";
+const EXPIRY: &str = "2099-12-01T00:00:00.000Z";
 
 async fn completion(store: Arc<DynamoJobStore>) -> Completion {
     let objects = Arc::new(S3ObjectStore::from_sdk_config(&aws_config().await));
@@ -67,7 +67,7 @@ async fn duplicate_and_reordered_events_count_each_object_once() {
     let objects = store.list_objects(&job, None, 100).await.unwrap().objects;
     assert!(objects.iter().all(|o| o.state == ObjectState::Restored
         && o.expiry
-            .is_some_and(|e| e.year() == 2026 && e.month() == time::Month::December)));
+            .is_some_and(|e| e.year() == 2099 && e.month() == time::Month::December)));
 }
 
 #[tokio::test]
@@ -222,7 +222,7 @@ async fn eventbridge_and_ignored_events_in_one_batch() {
         "version": "0", "id": "1", "detail-type": "Object Restore Completed", "source": "aws.s3",
         "time": "2026-11-25T04:00:00Z", "region": "us-east-1", "resources": [],
         "detail": {"version": "0", "bucket": {"name": BUCKET}, "object": {"key": "p4/a+b.mov", "size": 3},
-                   "restore-expiry-time": "2026-12-01T00:00:00Z", "source-storage-class": "GLACIER"}
+                   "restore-expiry-time": "2099-12-01T00:00:00Z", "source-storage-class": "GLACIER"}
     });
     let result = completion.handle_events(&eventbridge).await.unwrap();
     assert_eq!(result.touched_jobs.len(), 1);

@@ -315,15 +315,29 @@ impl Completion {
         match parse_invocation(payload) {
             Invocation::Sqs(items) => {
                 let mut failures = Vec::new();
+                let mut unnamed = 0;
                 for item in items {
                     let mut ok = true;
                     for record in &item.records {
                         ok &= self.handle_record(record, &mut result).await;
                     }
-                    if !ok {
+                    if ok {
+                        continue;
+                    }
+                    if item.message_id.is_empty() {
+                        unnamed += 1;
+                    } else {
                         tracing::warn!(message_id = %item.message_id, "message reported as failed");
                         failures.push(json!({ "itemIdentifier": item.message_id }));
                     }
+                }
+                if unnamed > 0 {
+                    // A failure that can't be named can't be retried alone: fail the batch
+                    // (safe, the tally is idempotent).
+                    return Err(Error::upstream(
+                        "events",
+                        format!("{unnamed} failed SQS message(s) without a messageId"),
+                    ));
                 }
                 result.response = json!({ "batchItemFailures": failures });
             }
@@ -355,6 +369,14 @@ impl Completion {
                 ));
             }
         }
+        tracing::info!(
+            completed = result.completed,
+            settled = result.settled,
+            ignored = result.ignored,
+            malformed = result.malformed,
+            failed = result.failed,
+            "events processed"
+        );
         Ok(result)
     }
 
@@ -1380,6 +1402,10 @@ mod tests {
             json!({"batchItemFailures": [{"itemIdentifier": "m4"}]})
         );
         assert!(w.jobs.get_early_event("", "k").await.unwrap().is_none());
+        // A failed message without a messageId can't be named: the whole batch fails.
+        let unnamed = json!({"Records": [{"eventSource": "aws:sqs", "body": "nope"}]});
+        let err = w.completion.handle_events(&unnamed).await.unwrap_err();
+        assert!(err.to_string().contains("without a messageId"), "{err}");
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
@@ -176,6 +177,15 @@ impl DynamoJobStore {
                 }
             }
         }
+    }
+
+    /// An UpdateItem of the job's META item, to which each caller adds its expressions.
+    fn update_meta(&self, job_id: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(job_id)))
+            .key("sk", s("META"))
     }
 
     async fn get_meta(&self, job_id: &str) -> Result<Option<Item>> {
@@ -736,11 +746,7 @@ impl JobStore for DynamoJobStore {
         until: OffsetDateTime,
     ) -> Result<LeaseOutcome> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(job_id)))
-            .key("sk", s("META"))
+            .update_meta(job_id)
             .update_expression(
                 "SET lease_owner = :me, lease_until = :until, started_page = cur_page",
             )
@@ -796,11 +802,7 @@ impl JobStore for DynamoJobStore {
 
     async fn release_lease(&self, job_id: &str, owner: &str) -> Result<()> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(job_id)))
-            .key("sk", s("META"))
+            .update_meta(job_id)
             .update_expression("REMOVE lease_owner, lease_until")
             .condition_expression("lease_owner = :me")
             .expression_attribute_values(":me", s(owner))
@@ -975,11 +977,7 @@ impl JobStore for DynamoJobStore {
             "t_requested :rq".to_string(),
         ];
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(job_id)))
-            .key("sk", s("META"))
+            .update_meta(job_id)
             .condition_expression("lease_owner = :me AND cur_page = :from AND #state = :planning")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":me", s(owner))
@@ -1125,11 +1123,7 @@ impl JobStore for DynamoJobStore {
         }
         let placeholders: Vec<String> = (0..from.len()).map(|i| format!(":f{i}")).collect();
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(job_id)))
-            .key("sk", s("META"))
+            .update_meta(job_id)
             .condition_expression(format!(
                 "attribute_exists(pk) AND #state IN ({})",
                 placeholders.join(", ")
@@ -1177,11 +1171,7 @@ impl JobStore for DynamoJobStore {
 
     async fn set_manifest(&self, job_id: &str, uri: &str) -> Result<()> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(job_id)))
-            .key("sk", s("META"))
+            .update_meta(job_id)
             .update_expression("SET #m = :m, updated_at = :now")
             .expression_attribute_names("#m", "manifest")
             .condition_expression("attribute_exists(pk)")
@@ -1203,11 +1193,7 @@ impl JobStore for DynamoJobStore {
         let json = serde_json::to_string(copy)
             .map_err(|e| Error::Internal(format!("copy record: {e}")))?;
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(job_id)))
-            .key("sk", s("META"))
+            .update_meta(job_id)
             .update_expression("SET #c = :c")
             .expression_attribute_names("#c", "copy")
             .condition_expression("attribute_exists(pk)")
@@ -1226,11 +1212,7 @@ impl JobStore for DynamoJobStore {
 
     async fn set_marker(&self, job_id: &str, marker: &str) -> Result<bool> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(job_id)))
-            .key("sk", s("META"))
+            .update_meta(job_id)
             .update_expression("ADD #mk :set")
             .condition_expression("attribute_exists(pk) AND NOT contains(#mk, :m)")
             .expression_attribute_names("#mk", "markers")
@@ -1338,11 +1320,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn clear_marker(&self, job_id: &str, marker: &str) -> Result<()> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(job_id)))
-            .key("sk", s("META"))
+        self.update_meta(job_id)
             .update_expression("DELETE #mk :set")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#mk", "markers")

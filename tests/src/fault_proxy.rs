@@ -145,7 +145,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         };
         let roll = mix(plan.seed ^ identity ^ nth.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         // 45 % throttling, 45 % internal errors, 10 % no answer (each costs a client timeout).
-        (roll % 1000 < plan.per_mille).then(|| match (roll / 1000) % 20 {
+        (roll % 1000 < plan.per_mille).then_some(match (roll / 1000) % 20 {
             0..=8 => Fault::Throttle,
             9..=17 => Fault::Internal,
             _ => Fault::Timeout,

@@ -110,9 +110,9 @@ impl Killer {
                 handle.abort();
                 assert!(handle.await.is_err_and(|e| e.is_cancelled()));
                 // A call the dead invocation had sent may still be running at the emulator,
-                // which does not isolate it from the next invocation's calls as DynamoDB
-                // would: give it time to finish.
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                // which does not isolate a transaction from a concurrent one as DynamoDB does
+                // (a conflicting retry's rollback can undo it): give it time to finish.
+                tokio::time::sleep(Duration::from_millis(1500)).await;
                 None
             }
         }
@@ -477,6 +477,11 @@ async fn killed_fanout_tally_and_finalizer_resume_without_loss_or_double_countin
         }
     }
     let view = jobs.get_job(&job_id).await.unwrap().unwrap();
+    if view.settled.restored != OBJECTS as u64 {
+        let page = jobs.list_objects(&job_id, None, 1000).await.unwrap();
+        let pending: Vec<_> = page.objects.iter().filter(|o| o.is_pending()).collect();
+        eprintln!("pending after the tally: {pending:?}; kills {tally_kills:?}");
+    }
     assert_eq!(
         view.settled.restored, OBJECTS as u64,
         "each object counted once"

@@ -5,8 +5,9 @@
 //!
 //! The choice is deterministic: a hash of the seed, the request's identity (method and target,
 //! plus `X-Amz-Target` and body for DynamoDB) and how often that same request was seen before.
-//! So a run fails the same calls whatever the interleaving of concurrent requests, and a failing
-//! seed reproduces. A faulted request never reaches the emulator (no side effect), which keeps
+//! So which calls fail does not depend on the interleaving of concurrent requests (requests that
+//! carry run-unique names or timestamps differ between runs, so a rerun draws a fresh set of
+//! failing calls of the same share; `seed` varies it). A faulted request never reaches the emulator (no side effect), which keeps
 //! the count of calls that reached S3 meaningful: every object must be asked for exactly once.
 //!
 //! Every connection is answered with `Connection: close`, so the SDK never reuses a socket the

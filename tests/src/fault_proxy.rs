@@ -5,8 +5,9 @@
 //!
 //! The choice is deterministic: a hash of the seed, the request's identity (method and target,
 //! plus `X-Amz-Target` and body for DynamoDB) and how often that same request was seen before.
-//! So a run fails the same calls whatever the interleaving of concurrent requests, and a failing
-//! seed reproduces. A faulted request never reaches the emulator (no side effect), which keeps
+//! So which calls fail does not depend on the interleaving of concurrent requests (requests that
+//! carry run-unique names or timestamps differ between runs, so a rerun draws a fresh set of
+//! failing calls of the same share; `seed` varies it). A faulted request never reaches the emulator (no side effect), which keeps
 //! the count of calls that reached S3 meaningful: every object must be asked for exactly once.
 //!
 //! Every connection is answered with `Connection: close`, so the SDK never reuses a socket the
@@ -145,7 +146,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         };
         let roll = mix(plan.seed ^ identity ^ nth.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         // 45 % throttling, 45 % internal errors, 10 % no answer (each costs a client timeout).
-        (roll % 1000 < plan.per_mille).then(|| match (roll / 1000) % 20 {
+        (roll % 1000 < plan.per_mille).then_some(match (roll / 1000) % 20 {
             0..=8 => Fault::Throttle,
             9..=17 => Fault::Internal,
             _ => Fault::Timeout,

@@ -64,7 +64,9 @@ fn start_moto() -> String {
 
 fn wait_ready(endpoint: &str) {
     let address = endpoint.trim_start_matches("http://").to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Generous: on a loaded 2-core machine a test file starting two servers at once has
+    // seen moto take over 30 s to listen.
+    let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
         if let Ok(mut stream) = std::net::TcpStream::connect(&address) {
             use std::io::Write;
@@ -76,7 +78,7 @@ fn wait_ready(endpoint: &str) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("moto_server at {endpoint} did not become ready in 30 s");
+    panic!("moto_server at {endpoint} did not become ready in 90 s");
 }
 
 /// SDK configuration for the emulator: fixed test credentials, us-east-1.

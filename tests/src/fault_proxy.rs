@@ -16,8 +16,9 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the proxy does to a request it chose to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,6 +74,8 @@ pub struct ProxiedCall {
 pub struct FaultProxy {
     pub endpoint: String,
     calls: Arc<Mutex<Vec<ProxiedCall>>>,
+    /// Connections accepted and not yet done with (their call still at the emulator).
+    open: Arc<AtomicUsize>,
 }
 
 struct Shared {
@@ -88,6 +91,8 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let calls = Arc::new(Mutex::new(Vec::new()));
+        let open = Arc::new(AtomicUsize::new(0));
+        let counter = open.clone();
         let shared = Arc::new(Shared {
             upstream: upstream.trim_start_matches("http://").to_string(),
             plan: Mutex::new(plan),
@@ -97,12 +102,34 @@ impl FaultProxy {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let shared = shared.clone();
+                let counter = counter.clone();
+                counter.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     let _ = serve(stream, &shared);
+                    counter.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
-        FaultProxy { endpoint, calls }
+        FaultProxy {
+            endpoint,
+            calls,
+            open,
+        }
+    }
+
+    /// Waits until every call that reached the proxy has been answered by the emulator (or
+    /// failed), e.g. the calls a killed invocation left in flight; panics after `timeout`.
+    pub async fn wait_idle(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        // A request written just before its sender died may still be on its way in.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while self.open.load(Ordering::SeqCst) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "calls still in flight at the proxy after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Every call seen so far, in arrival order.

@@ -18,10 +18,11 @@ use aws_sdk_s3::types::StorageClass as SdkClass;
 use futures::stream::{self, StreamExt};
 use integration_tests::fault_proxy::{FaultPlan, FaultProxy};
 use integration_tests::{
-    aws_config_at, job_store, moto_api_get, moto_endpoint, s3_client, s3_restore_event,
-    sesv2_client, unique_name,
+    aws_config_at, moto_api_get, moto_endpoint, s3_client, s3_restore_event, sesv2_client,
+    unique_name,
 };
 use serde_json::Value;
+use shared::adapters::dynamodb::DynamoJobStore;
 use shared::adapters::s3::S3ObjectStore;
 use shared::adapters::ses::SesMailer;
 use shared::domain::completion::{
@@ -30,8 +31,8 @@ use shared::domain::completion::{
 use shared::domain::cost::PriceList;
 use shared::domain::fanout::{Fanout, FanoutSettings, RunOutcome};
 use shared::domain::job::{
-    CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit, Settlement,
-    StatsRecord,
+    CopyDispatch, CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit,
+    Settlement, StatsRecord,
 };
 use shared::domain::object::{ListPage, ObjectHead, ObjectRef, RestoreOutcome, RestoreParams};
 use shared::domain::state::{JobState, ObjectState};
@@ -109,10 +110,6 @@ impl Killer {
             _ = self.killed.notified() => {
                 handle.abort();
                 assert!(handle.await.is_err_and(|e| e.is_cancelled()));
-                // A call the dead invocation had sent may still be running at the emulator,
-                // which does not isolate a transaction from a concurrent one as DynamoDB does
-                // (a conflicting retry's rollback can undo it): give it time to finish.
-                tokio::time::sleep(Duration::from_millis(1500)).await;
                 None
             }
         }
@@ -213,6 +210,11 @@ impl JobStore for KillJobs {
     async fn set_manifest(&self, job_id: &str, uri: &str) -> shared::Result<()> {
         self.1
             .point("set_manifest", self.0.set_manifest(job_id, uri))
+            .await
+    }
+    async fn set_copy(&self, job_id: &str, copy: &CopyDispatch) -> shared::Result<()> {
+        self.1
+            .point("set_copy", self.0.set_copy(job_id, copy))
             .await
     }
     async fn set_marker(&self, job_id: &str, marker: &str) -> shared::Result<bool> {
@@ -338,7 +340,18 @@ async fn killed_fanout_tally_and_finalizer_resume_without_loss_or_double_countin
     let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::from_sdk_config(
         &aws_config_at(&proxy.endpoint, 3, Duration::from_secs(30)).await,
     ));
-    let jobs: Arc<dyn JobStore> = Arc::new(job_store().await);
+    // The table behind the proxy too: after a kill the test waits for the calls the dead
+    // invocation left in flight (the emulator does not isolate a transaction from a concurrent
+    // one as DynamoDB does, so a retry racing a dead call's transaction could undo it).
+    let store = DynamoJobStore::new(
+        aws_sdk_dynamodb::Client::new(
+            &aws_config_at(&proxy.endpoint, 3, Duration::from_secs(30)).await,
+        ),
+        unique_name("jobs"),
+    );
+    store.ensure_table().await.unwrap();
+    let jobs: Arc<dyn JobStore> = Arc::new(store);
+    let settle = || proxy.wait_idle(Duration::from_secs(120));
     let sender = format!("{}@restore.example.com", unique_name("crash"));
     let ses = sesv2_client().await;
     ses.create_email_identity()
@@ -391,7 +404,10 @@ async fn killed_fanout_tally_and_finalizer_resume_without_loss_or_double_countin
             })
             .await;
         match run {
-            None => fanout_kills.push(killer.at.lock().unwrap().unwrap()),
+            None => {
+                fanout_kills.push(killer.at.lock().unwrap().unwrap());
+                settle().await;
+            }
             Some(Ok(RunOutcome::ListingDone | RunOutcome::NothingToDo)) => break,
             Some(other) => panic!("fan-out round {round}: {other:?}"),
         }
@@ -472,7 +488,10 @@ async fn killed_fanout_tally_and_finalizer_resume_without_loss_or_double_countin
                 .await;
             match run {
                 Some(()) => break,
-                None => tally_kills.push(killer.at.lock().unwrap().unwrap()),
+                None => {
+                    tally_kills.push(killer.at.lock().unwrap().unwrap());
+                    settle().await;
+                }
             }
         }
     }
@@ -512,7 +531,10 @@ async fn killed_fanout_tally_and_finalizer_resume_without_loss_or_double_countin
             .invoke(async move { completion.finalize(&id).await.unwrap() })
             .await
         {
-            None => finalize_kills.push(killer.at.lock().unwrap().unwrap()),
+            None => {
+                finalize_kills.push(killer.at.lock().unwrap().unwrap());
+                settle().await;
+            }
             Some(done) if round >= 6 => {
                 outcome = Some(done);
                 break;

@@ -50,7 +50,8 @@ size_section() {
   else
     how="cargo-lambda is not installed (\`scripts/tools.sh lambda\` installs it), so these are the \
 native x86_64 release binaries of this machine, zipped as \`bootstrap\` the way cargo lambda does \
-(deflate); the arm64 zips of \`make build\` come out close (see \"Zip sizes\" above)."
+(deflate), built in the same cargo invocation as the harness; the arm64 zips of \`make build\` \
+come out close (README, \"Zip sizes\")."
     for f in $functions; do
       mkdir -p "$zips/$f"
       "$PWD/.venv/bin/python" - "$bin/$f" "$zips/$f/bootstrap.zip" <<'PY'

@@ -4,26 +4,45 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-/// Requests seen, per operation (`Query`, `TransactWriteItems`, ...).
+/// Requests seen, per operation (`Query`, `TransactWriteItems`, ...), and the time spent
+/// waiting for their answers (summed over concurrent requests).
 #[derive(Clone, Default)]
-pub struct Counts(Arc<Mutex<BTreeMap<String, u64>>>);
+pub struct Counts(Arc<Mutex<BTreeMap<String, (u64, Duration)>>>);
 
 impl Counts {
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(op, (n, _))| (op.clone(), *n))
+            .collect()
+    }
+
+    /// Per operation: requests and summed answer time.
+    pub fn timings(&self) -> BTreeMap<String, (u64, Duration)> {
         self.0.lock().unwrap().clone()
     }
 
     pub fn total(&self) -> u64 {
-        self.0.lock().unwrap().values().sum()
+        self.0.lock().unwrap().values().map(|(n, _)| n).sum()
     }
 
     pub fn reset(&self) {
         self.0.lock().unwrap().clear();
+    }
+
+    fn add(&self, op: String, took: Duration) {
+        let mut map = self.0.lock().unwrap();
+        let entry = map.entry(op).or_default();
+        entry.0 += 1;
+        entry.1 += took;
     }
 }
 
@@ -74,7 +93,6 @@ pub async fn start(upstream: &str) -> std::io::Result<Proxy> {
                                 .unwrap_or_else(|| {
                                     format!("{} {}", req.method(), req.uri().path())
                                 });
-                            *seen.0.lock().unwrap().entry(op).or_default() += 1;
                             let path = req
                                 .uri()
                                 .path_and_query()
@@ -86,7 +104,10 @@ pub async fn start(upstream: &str) -> std::io::Result<Proxy> {
                                 .path_and_query(path)
                                 .build()
                                 .expect("upstream uri");
-                            client.request(req).await
+                            let start = Instant::now();
+                            let answer = client.request(req).await;
+                            seen.add(op, start.elapsed());
+                            answer
                         }
                     });
                 let _ = hyper::server::conn::http1::Builder::new()

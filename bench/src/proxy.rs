@@ -70,8 +70,11 @@ pub async fn start(upstream: &str) -> std::io::Result<Proxy> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let counts = Counts::default();
-    let client: Client<HttpConnector, Incoming> =
-        Client::builder(TokioExecutor::new()).build_http();
+    // No pooled connections: moto drops idle keep-alive connections, and a request sent on one
+    // it just dropped fails (not retried by the client, the SDK sees a closed connection).
+    let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http();
     let seen = counts.clone();
     tokio::spawn(async move {
         loop {

@@ -371,8 +371,10 @@ impl S3 for Catalogue {
                 http::StatusCode::ACCEPTED
             }
         };
+        // s3s 0.14 drops `S3Response::status` for RestoreObject; the server loop below turns
+        // this marker into the status S3 answers (202 started, 200 already restored).
         let mut response = S3Response::new(RestoreObjectOutput::default());
-        response.status = Some(status);
+        response.extensions.insert(RestoreStatusCode(status));
         Ok(response)
     }
 
@@ -417,6 +419,10 @@ impl S3 for Catalogue {
     }
 }
 
+/// The status a RestoreObject answer must carry, passed from the handler to the server loop.
+#[derive(Debug, Clone, Copy)]
+struct RestoreStatusCode(http::StatusCode);
+
 /// A running endpoint: its address and catalogue. Serves until the process ends.
 pub struct Endpoint {
     pub address: SocketAddr,
@@ -449,6 +455,19 @@ pub async fn start(latency: Duration) -> std::io::Result<Endpoint> {
             };
             let service = service.clone();
             tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let service = service.clone();
+                        async move {
+                            let mut response = service.call(req.map(s3s::Body::from)).await?;
+                            if let Some(RestoreStatusCode(status)) =
+                                response.extensions().get::<RestoreStatusCode>().copied()
+                            {
+                                *response.status_mut() = status;
+                            }
+                            Ok::<_, s3s::HttpError>(response)
+                        }
+                    });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await;

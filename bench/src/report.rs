@@ -68,14 +68,27 @@ pub fn fragment_path(section: &str) -> PathBuf {
     dir.join(format!("{section}.md"))
 }
 
-/// Writes one section's fragment (title, free text, table) and echoes it to stdout.
+/// Now, as the fragments print it.
+pub fn stamp() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default()
+}
+
+/// Writes one section's fragment (title, when, free text, table) and echoes it to stdout.
 pub fn write_fragment(
     section: &str,
     title: &str,
     text: &str,
     table: &Table,
 ) -> std::io::Result<()> {
-    let body = format!("## {title}\n\n{text}\n\n{}\n", table.to_markdown());
+    let body = format!(
+        "## {title}\n\n_Measured {}._ {text}\n\n{}\n",
+        stamp(),
+        table.to_markdown()
+    );
     let path = fragment_path(section);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

@@ -12,6 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::StorageClass as SdkClass;
 use integration_tests::{
     aws_config, job_store, moto_api_get, restoring_job, s3_client, sesv2_client, unique_name,
+    verify_sender,
 };
 use restore_local::events::{EventQueue, QueueSettings};
 use restore_local::pipeline::{Pipeline, PipelineSettings};
@@ -186,13 +187,7 @@ async fn counts_come_from_sqs_deliveries_and_the_sweeper_settles_the_rest() {
     }
 
     let sender = format!("{}@restore.example.com", unique_name("pluto"));
-    sesv2_client()
-        .await
-        .create_email_identity()
-        .email_identity(&sender)
-        .send()
-        .await
-        .unwrap();
+    verify_sender(&sender).await;
     let mut settings = CompletionSettings::new(&manifests, PriceList::aws());
     settings.notification_emails = vec!["media-ops@example.com".into()];
     settings.project_url = "https://pluto.example.com/project/".into();

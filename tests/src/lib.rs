@@ -311,6 +311,18 @@ pub async fn job_store() -> shared::adapters::dynamodb::DynamoJobStore {
     store
 }
 
+/// Verifies `address` as an SES identity on the emulator (SES, and moto, refuse to send from
+/// an unverified sender).
+pub async fn verify_sender(address: &str) {
+    sesv2_client()
+        .await
+        .create_email_identity()
+        .email_identity(address)
+        .send()
+        .await
+        .expect("verify the sender identity");
+}
+
 /// SES v2 client for the emulator.
 pub async fn sesv2_client() -> aws_sdk_sesv2::Client {
     aws_sdk_sesv2::Client::new(&aws_config().await)

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::StorageClass as SdkClass;
-use integration_tests::{job_store, moto_api_get, s3_client, sesv2_client, unique_name};
+use integration_tests::{
+    job_store, moto_api_get, s3_client, sesv2_client, unique_name, verify_sender,
+};
 use serde_json::{json, Value};
 use shared::adapters::dynamodb::DynamoJobStore;
 use shared::adapters::s3::S3ObjectStore;
@@ -58,13 +60,7 @@ async fn fixture() -> Fixture {
     put(2, "other/e.mov", SdkClass::Glacier, 5).await;
 
     let sender = format!("{}@restore.example.com", unique_name("api"));
-    sesv2_client()
-        .await
-        .create_email_identity()
-        .email_identity(&sender)
-        .send()
-        .await
-        .unwrap();
+    verify_sender(&sender).await;
     let jobs = Arc::new(job_store().await);
     let objects = Arc::new(S3ObjectStore::new(s3.clone()));
     let fanout = Arc::new(Fanout::new(

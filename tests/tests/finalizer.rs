@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use integration_tests::{
     aws_config, job_store, moto_api_get, restoring_job, s3_client, s3_restore_event, sesv2_client,
-    unique_name, SmtpSink,
+    unique_name, verify_sender, SmtpSink,
 };
 use serde_json::Value;
 use shared::adapters::dynamodb::DynamoJobStore;
@@ -69,13 +69,7 @@ async fn get_text(bucket: &str, key: &str) -> String {
 
 async fn ses_mailer() -> (Arc<dyn Mailer>, String) {
     let sender = format!("{}@restore.example.com", unique_name("pluto"));
-    sesv2_client()
-        .await
-        .create_email_identity()
-        .email_identity(&sender)
-        .send()
-        .await
-        .unwrap();
+    verify_sender(&sender).await;
     (
         Arc::new(SesMailer::new(sesv2_client().await, &sender).unwrap()),
         sender,

@@ -605,7 +605,7 @@ async fn get_restore(api: &shared::api::Api, job_id: &str) -> Value {
 #[tokio::test]
 async fn the_finalizers_dispatch_shows_in_get_restore() {
     use integration_tests::{
-        aws_config, job_store, restoring_job, s3_client, sesv2_client, unique_name,
+        aws_config, job_store, restoring_job, s3_client, sesv2_client, unique_name, verify_sender,
     };
     use shared::adapters::s3::S3ObjectStore;
     use shared::adapters::ses::SesMailer;
@@ -624,13 +624,7 @@ async fn the_finalizers_dispatch_shows_in_get_restore() {
     let manifests = unique_name("manifests");
     s3.create_bucket().bucket(&manifests).send().await.unwrap();
     let sender = format!("{}@restore.example.com", unique_name("kube"));
-    sesv2_client()
-        .await
-        .create_email_identity()
-        .email_identity(&sender)
-        .send()
-        .await
-        .unwrap();
+    verify_sender(&sender).await;
     let mailer: Arc<dyn Mailer> = Arc::new(SesMailer::new(sesv2_client().await, &sender).unwrap());
     let store = Arc::new(job_store().await);
     let objects = Arc::new(S3ObjectStore::from_sdk_config(&aws_config().await));

@@ -1,6 +1,6 @@
 //! `SesMailer` against the emulator's SES v2: the mail moto records is the mail we built.
 
-use integration_tests::{aws_config, moto_api_get, sesv2_client, unique_name};
+use integration_tests::{aws_config, moto_api_get, sesv2_client, unique_name, verify_sender};
 use serde_json::Value;
 use shared::adapters::ses::{mailer_from_lookup, SesMailer};
 use shared::ports::{Mail, Mailer};
@@ -20,13 +20,7 @@ fn recorded_from(sender: &str) -> Vec<Value> {
 
 async fn verified_sender() -> String {
     let sender = format!("{}@restore.example.com", unique_name("pluto"));
-    sesv2_client()
-        .await
-        .create_email_identity()
-        .email_identity(&sender)
-        .send()
-        .await
-        .expect("verify sender identity");
+    verify_sender(&sender).await;
     sender
 }
 

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::StorageClass;
-use integration_tests::{moto_endpoint, s3_client, sesv2_client, unique_name};
+use integration_tests::{moto_endpoint, s3_client, unique_name, verify_sender};
 
 /// This checkout's root (see `sample_events.rs` on why not the library's).
 fn workspace_root() -> PathBuf {
@@ -61,13 +61,7 @@ async fn api_matches_openapi_document() {
             .unwrap();
     }
     let sender = "restore@example.com";
-    sesv2_client()
-        .await
-        .create_email_identity()
-        .email_identity(sender)
-        .send()
-        .await
-        .unwrap();
+    verify_sender(sender).await;
 
     let status = Command::new(env!("CARGO"))
         .args(["build", "--quiet", "-p", "restore-local"])

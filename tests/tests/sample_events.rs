@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::StorageClass;
 use integration_tests::{
-    job_store, moto_endpoint, s3_client, sesv2_client, unique_name, InvocationResult,
+    job_store, moto_endpoint, s3_client, unique_name, verify_sender, InvocationResult,
     LambdaRuntimeFake,
 };
 use serde_json::{json, Value};
@@ -377,13 +377,7 @@ async fn samples_scenario(invoker: impl FnOnce(Vec<(String, String)>) -> Box<dyn
             .unwrap();
     }
     let store = job_store().await;
-    sesv2_client()
-        .await
-        .create_email_identity()
-        .email_identity(SENDER)
-        .send()
-        .await
-        .unwrap();
+    verify_sender(SENDER).await;
     let env: Vec<(String, String)> = [
         ("AWS_ENDPOINT_URL", moto_endpoint()),
         ("AWS_ACCESS_KEY_ID", "testing"),

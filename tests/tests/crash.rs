@@ -19,7 +19,7 @@ use futures::stream::{self, StreamExt};
 use integration_tests::fault_proxy::{FaultPlan, FaultProxy};
 use integration_tests::{
     aws_config_at, moto_api_get, moto_endpoint, s3_client, s3_restore_event, sesv2_client,
-    unique_name,
+    unique_name, SeededRng,
 };
 use serde_json::Value;
 use shared::adapters::dynamodb::DynamoJobStore;
@@ -41,22 +41,6 @@ use shared::ports::{JobStore, Mail, Mailer, ObjectStore};
 use time::OffsetDateTime;
 
 const OBJECTS: usize = 200;
-
-/// SplitMix64, seeded: the kill points of a run are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// One invocation's death: at its `kill_at`-th port call (counted over the job store, the
 /// object store and the mailer together) it hangs, before or after making the call, and the
@@ -298,7 +282,7 @@ async fn killed_fanout_tally_and_finalizer_resume_without_loss_or_double_countin
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(11);
-    let mut rng = Rng(seed);
+    let mut rng = SeededRng::new(seed);
 
     // Real S3 (behind a counting proxy that injects no fault), DynamoDB and SES on moto.
     let s3 = s3_client().await;
@@ -389,7 +373,7 @@ async fn killed_fanout_tally_and_finalizer_resume_without_loss_or_double_countin
     let mut fanout_kills: Vec<(&str, bool)> = Vec::new();
     for round in 0.. {
         assert!(round < 100, "the fan-out never finished");
-        let killer = Killer::new(1 + rng.below(120) as usize, rng.below(2) == 1);
+        let killer = Killer::new(1 + rng.below(120), rng.below(2) == 1);
         let fanout = Fanout::new(
             Arc::new(KillObjects(objects.clone(), killer.clone())),
             Arc::new(KillJobs(jobs.clone(), killer.clone())),
@@ -464,7 +448,7 @@ async fn killed_fanout_tally_and_finalizer_resume_without_loss_or_double_countin
     for batch in records.chunks(30) {
         loop {
             let killer = if rng.below(2) == 0 {
-                Killer::new(1 + rng.below(70) as usize, rng.below(2) == 1)
+                Killer::new(1 + rng.below(70), rng.below(2) == 1)
             } else {
                 Killer::new(0, false)
             };
@@ -515,7 +499,7 @@ async fn killed_fanout_tally_and_finalizer_resume_without_loss_or_double_countin
     let mut outcome = None;
     for round in 0..20 {
         let killer = if round < 6 {
-            Killer::new(1 + rng.below(10) as usize, rng.below(2) == 1)
+            Killer::new(1 + rng.below(10), rng.below(2) == 1)
         } else {
             Killer::new(0, false)
         };

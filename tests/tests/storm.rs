@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use integration_tests::{restoring_job_deferred, s3_restore_event};
+use integration_tests::{restoring_job_deferred, s3_restore_event, SeededRng};
 use shared::adapters::memory::{MemoryJobStore, MemoryMailer, MemoryObjectStore};
 use shared::domain::completion::{Completion, CompletionSettings, FinalizeOutcome, MARKER_MAIL};
 use shared::domain::cost::PriceList;
@@ -68,29 +68,13 @@ impl ObjectStore for CountingPuts {
     }
 }
 
-/// A small seeded generator (SplitMix64), so a failing order can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_events_with_duplicates_reordering_and_early_arrivals() {
     let seed: u64 = std::env::var("STORM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2026);
-    let mut rng = Rng(seed);
+    let mut rng = SeededRng::new(seed);
     let store = Arc::new(MemoryJobStore::new());
     let objects = Arc::new(CountingPuts {
         inner: MemoryObjectStore::new(),

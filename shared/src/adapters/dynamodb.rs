@@ -276,6 +276,20 @@ where
     }
 }
 
+/// A write conditioned on `attribute_exists(pk)` of the job's META item: a failed condition
+/// means there is no such job.
+fn job_write_error<E, R>(err: SdkError<E, R>, job_id: &str) -> Error
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if is_conditional(&err) {
+        Error::not_found("job_not_found", format!("no job {job_id}"))
+    } else {
+        upstream(err)
+    }
+}
+
 fn is_conditional<E, R>(err: &SdkError<E, R>) -> bool
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
@@ -1179,14 +1193,9 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":now", s(ts(OffsetDateTime::now_utc())))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional(&err) => Err(Error::not_found(
-                "job_not_found",
-                format!("no job {job_id}"),
-            )),
-            Err(err) => Err(upstream(err)),
-        }
+        result
+            .map(|_| ())
+            .map_err(|err| job_write_error(err, job_id))
     }
 
     async fn set_copy(&self, job_id: &str, copy: &CopyDispatch) -> Result<()> {
@@ -1200,14 +1209,9 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":c", s(json))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional(&err) => Err(Error::not_found(
-                "job_not_found",
-                format!("no job {job_id}"),
-            )),
-            Err(err) => Err(upstream(err)),
-        }
+        result
+            .map(|_| ())
+            .map_err(|err| job_write_error(err, job_id))
     }
 
     async fn set_marker(&self, job_id: &str, marker: &str) -> Result<bool> {
@@ -1327,10 +1331,7 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":set", AttributeValue::Ss(vec![marker.to_string()]))
             .send()
             .await
-            .map_err(|err| match is_conditional(&err) {
-                true => Error::not_found("job_not_found", format!("no job {job_id}")),
-                false => upstream(err),
-            })?;
+            .map_err(|err| job_write_error(err, job_id))?;
         Ok(())
     }
 

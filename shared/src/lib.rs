@@ -5,12 +5,15 @@
 //! implement them for AWS (S3, DynamoDB, SES), SMTP, Kubernetes, and in memory for unit tests.
 
 pub mod adapters;
+#[cfg(feature = "aws")]
 pub mod api;
+#[cfg(feature = "aws")]
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ports;
 pub mod telemetry;
+#[cfg(feature = "aws")]
 pub mod wiring;
 
 pub use error::{Error, Result};

@@ -12,12 +12,18 @@
 //!
 //! Every connection is answered with `Connection: close`, so the SDK never reuses a socket the
 //! proxy is about to close (which would be an extra, unplanned retry).
+//!
+//! The proxy also gives the emulator the isolation DynamoDB has: a `TransactWriteItems` is
+//! forwarded alone, with no other DynamoDB call at the emulator meanwhile. moto runs a
+//! transaction on a deep copy of the whole table and restores that copy when a condition
+//! fails, which silently drops what concurrent calls wrote in between (seen in CI as a counter
+//! item that lost half of one `ADD`). Other calls still run concurrently with each other.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// What the proxy does to a request it chose to fail.
@@ -83,6 +89,8 @@ struct Shared {
     plan: Mutex<FaultPlan>,
     seen: Mutex<HashMap<u64, u64>>,
     calls: Arc<Mutex<Vec<ProxiedCall>>>,
+    /// Held exclusively while a transaction is at the emulator, shared by other DynamoDB calls.
+    dynamodb_isolation: RwLock<()>,
 }
 
 impl FaultProxy {
@@ -98,6 +106,7 @@ impl FaultProxy {
             plan: Mutex::new(plan),
             seen: Mutex::new(HashMap::new()),
             calls: calls.clone(),
+            dynamodb_isolation: RwLock::new(()),
         });
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -184,6 +193,14 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let started = std::time::Instant::now();
     let mut client = stream;
     let result = match fault {
+        None if service == "DynamoDB" && operation == "TransactWriteItems" => {
+            let _alone = shared.dynamodb_isolation.write().unwrap();
+            forward(&request, &shared.upstream, &mut client)
+        }
+        None if service == "DynamoDB" => {
+            let _shared = shared.dynamodb_isolation.read().unwrap();
+            forward(&request, &shared.upstream, &mut client)
+        }
         None => forward(&request, &shared.upstream, &mut client),
         Some(Fault::Timeout) => {
             std::thread::sleep(match service {

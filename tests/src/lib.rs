@@ -296,9 +296,29 @@ pub fn s3_error_body(code: &str, message: &str) -> String {
     )
 }
 
-/// DynamoDB client for the emulator.
+/// DynamoDB client for the emulator, through a loopback proxy that injects no fault but gives
+/// moto DynamoDB's isolation of transactions (see [`fault_proxy`]).
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&aws_config().await)
+    static PROXY: OnceLock<fault_proxy::FaultProxy> = OnceLock::new();
+    let proxy = PROXY.get_or_init(|| {
+        fault_proxy::FaultProxy::start(
+            moto_endpoint(),
+            fault_proxy::FaultPlan {
+                seed: 0,
+                per_mille: 0,
+                s3: false,
+                dynamodb: false,
+                hold_s3: Duration::ZERO,
+                hold_dynamodb: Duration::ZERO,
+            },
+        )
+    });
+    let config = aws_config()
+        .await
+        .into_builder()
+        .endpoint_url(&proxy.endpoint)
+        .build();
+    aws_sdk_dynamodb::Client::new(&config)
 }
 
 /// A job store on a fresh, uniquely named table (keys, `by-object` GSI, stream, TTL).

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 
 use crate::events::{EventQueue, QueueSettings};
 use shared::domain::completion::{Completion, FinalizeOutcome, SweepReport};
+use shared::domain::job::ActiveJob;
 use shared::domain::object::ObjectRef;
 use shared::domain::state::JobState;
 use shared::ports::{JobStore, ObjectStore};
@@ -109,7 +110,7 @@ impl Pipeline {
     pub async fn tick(&self) -> Result<Tick> {
         let mut tick = Tick::default();
         let mut active = Vec::new();
-        for job_id in self.jobs.active_jobs().await? {
+        for ActiveJob { job_id, .. } in self.jobs.active_jobs().await? {
             let Some(view) = self.jobs.get_job(&job_id).await? else {
                 continue;
             };

@@ -470,12 +470,23 @@ pub async fn restoring_job_deferred(
     use shared::domain::storage::{RetrievalTier, StorageClass};
     let shards = 4;
     let now = time::OffsetDateTime::now_utc();
+    // The job's prefix is the first key's top folder (the project's name without keys), and
+    // every key must lie under it, as the fan-out's listing guarantees.
+    let folder = objects
+        .first()
+        .and_then(|(k, _)| k.split_once('/'))
+        .map_or(project, |(top, _)| top);
+    let prefix = format!("{folder}/");
+    assert!(
+        objects.iter().all(|(k, _)| k.starts_with(&prefix)),
+        "every key under {prefix}"
+    );
     let job = Job::new(
         job_id.into(),
         project.into(),
         user.into(),
-        format!("/srv/projects/Assets/{project}/"),
-        format!("{project}/"),
+        format!("/srv/projects/Assets/{folder}/"),
+        prefix,
         Some("/srv/projects/Assets/".into()),
         RetrievalTier::Bulk,
         vec![bucket.into()],

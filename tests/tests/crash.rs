@@ -31,8 +31,8 @@ use shared::domain::completion::{
 use shared::domain::cost::PriceList;
 use shared::domain::fanout::{Fanout, FanoutSettings, RunOutcome};
 use shared::domain::job::{
-    CopyDispatch, CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit,
-    Settlement, StatsRecord,
+    ActiveJob, CopyDispatch, CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord,
+    PageCommit, Settlement, StatsRecord,
 };
 use shared::domain::object::{ListPage, ObjectHead, ObjectRef, RestoreOutcome, RestoreParams};
 use shared::domain::state::{JobState, ObjectState};
@@ -158,6 +158,9 @@ impl JobStore for KillJobs {
             .point("settle", self.0.settle(object, settlement))
             .await
     }
+    async fn settle_many(&self, items: &[(ObjectRecord, Settlement)]) -> shared::Result<Vec<bool>> {
+        self.1.point("settle_many", self.0.settle_many(items)).await
+    }
     async fn advance_cursor(
         &self,
         job_id: &str,
@@ -235,7 +238,7 @@ impl JobStore for KillJobs {
             .point("clear_marker", self.0.clear_marker(job_id, marker))
             .await
     }
-    async fn active_jobs(&self) -> shared::Result<Vec<String>> {
+    async fn active_jobs(&self) -> shared::Result<Vec<ActiveJob>> {
         self.1.point("active_jobs", self.0.active_jobs()).await
     }
 }

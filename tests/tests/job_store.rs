@@ -243,6 +243,52 @@ async fn objects_settle_once(store: &dyn JobStore, tag: &str) {
         .unwrap();
     assert_eq!(b.error.as_deref(), Some("AccessDenied"));
 
+    // Many at once (the tally's batches), over two jobs: the already settled one and a repeat
+    // inside the call count nothing, the rest is settled and counted once.
+    let j3 = job(&format!("o3-{tag}"), &format!("po3-{tag}"));
+    store.create_job(&j3).await.unwrap();
+    let batch: Vec<ObjectRecord> = (0..3)
+        .map(|i| object(&j3.job_id, "b1", &format!("proj/m{i}.mov"), 7))
+        .collect();
+    store.put_objects(&batch).await.unwrap();
+    assert!(store.settle(&batch[1], &restored).await.unwrap());
+    let items = vec![
+        (batch[0].clone(), restored.clone()),
+        (batch[1].clone(), restored.clone()),
+        (batch[0].clone(), restored.clone()),
+        (batch[2].clone(), settled(ObjectState::Failed)),
+        (object(&j2.job_id, "b1", "proj/a.mov", 10), restored.clone()),
+    ];
+    assert_eq!(
+        store.settle_many(&items).await.unwrap(),
+        vec![true, false, false, true, true]
+    );
+    assert_eq!(
+        store.settle_many(&items).await.unwrap(),
+        vec![false; 5],
+        "a redelivered batch counts nothing"
+    );
+    let v3 = store.get_job(&j3.job_id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            v3.settled.restored,
+            v3.settled.restored_bytes,
+            v3.settled.failed
+        ),
+        (2, 14, 1)
+    );
+    let v2 = store.get_job(&j2.job_id).await.unwrap().unwrap();
+    assert_eq!((v2.settled.restored, v2.settled.restored_bytes), (1, 10));
+    // The active jobs, with the scope the tally matches events against.
+    let active = store.active_jobs().await.unwrap();
+    for id in [&j1.job_id, &j2.job_id, &j3.job_id] {
+        let found = active.iter().find(|a| &a.job_id == id).expect("active");
+        assert_eq!(found.prefix, "proj/");
+        assert_eq!(found.buckets, vec!["b1", "b2"]);
+        assert!(found.covers("b2", "proj/x.mov") && !found.covers("b3", "proj/x.mov"));
+        assert!(!found.covers("b1", "other/x.mov"));
+    }
+
     // Paged listing of a job's objects, in key order.
     let page1 = store.list_objects(&j1.job_id, None, 2).await.unwrap();
     let keys: Vec<&str> = page1.objects.iter().map(|o| o.key.as_str()).collect();

@@ -263,3 +263,81 @@ async fn a_store_failure_names_only_the_failed_sqs_message() {
         .await
         .is_err());
 }
+
+/// An SQS batch is tallied as a whole: one listing of the active jobs, one BatchGetItem of the
+/// records, one transaction settling them with the job's summed counts — 3 DynamoDB calls for
+/// 10 messages, counted at a proxy. Repeats inside the batch and across batches count once.
+#[tokio::test]
+async fn an_sqs_batch_costs_three_dynamodb_calls_and_counts_repeats_once() {
+    use integration_tests::fault_proxy::{FaultPlan, FaultProxy};
+    let proxy = FaultProxy::start(
+        integration_tests::moto_endpoint(),
+        FaultPlan {
+            seed: 0,
+            per_mille: 0,
+            s3: false,
+            dynamodb: false,
+            hold_s3: std::time::Duration::ZERO,
+            hold_dynamodb: std::time::Duration::ZERO,
+        },
+    );
+    let store = Arc::new(DynamoJobStore::new(
+        aws_sdk_dynamodb::Client::new(
+            &integration_tests::aws_config_at(
+                &proxy.endpoint,
+                1,
+                std::time::Duration::from_secs(30),
+            )
+            .await,
+        ),
+        unique_name("jobs"),
+    ));
+    store.ensure_table().await.unwrap();
+    let job = unique_name("job");
+    let keys: Vec<String> = (0..8).map(|i| format!("p6/reel {i}.mov")).collect();
+    let objects: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 10)).collect();
+    restoring_job(
+        store.as_ref(),
+        &job,
+        &unique_name("p"),
+        "ed@example.com",
+        BUCKET,
+        &objects,
+    )
+    .await;
+    let completion = completion(store.clone()).await;
+    let batch = |keys: &[&String]| {
+        let records: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                json!({"eventSource": "aws:sqs", "messageId": format!("m{i}"),
+                       "body": s3_restore_event(BUCKET, key, EXPIRY).to_string()})
+            })
+            .collect();
+        json!({ "Records": records })
+    };
+    // 8 objects, two of them twice in the same batch.
+    let mut first: Vec<&String> = keys.iter().collect();
+    first.extend([&keys[3], &keys[0]]);
+    let calls_before = proxy.calls().len();
+    let result = completion.handle_events(&batch(&first)).await.unwrap();
+    let calls: Vec<String> = proxy.calls()[calls_before..]
+        .iter()
+        .map(|c| c.operation.clone())
+        .collect();
+    assert_eq!(result.response, json!({"batchItemFailures": []}));
+    assert_eq!((result.completed, result.settled), (10, 8));
+    assert_eq!(
+        calls,
+        ["Query", "BatchGetItem", "TransactWriteItems"],
+        "one listing, one read, one transaction for the batch"
+    );
+    // The same objects again (a redelivered batch): read, nothing to write.
+    let again = completion.handle_events(&batch(&first[..4])).await.unwrap();
+    assert_eq!((again.completed, again.settled), (4, 0));
+    let view = store.get_job(&job).await.unwrap().unwrap();
+    assert_eq!(view.settled.restored, 8);
+    assert_eq!(view.settled.restored_bytes, 80);
+    assert_eq!(view.pending(), 0);
+}

@@ -1,6 +1,6 @@
 //! Tally: `ObjectRestore:Completed` events (a share of them duplicates, shuffled) through the
 //! events handler (`Completion::handle_events`, the record path `restore-events` runs) in SQS
-//! batches of 10, against DynamoDB on moto behind a counting proxy; compared with bare
+//! batches (100 messages, as template.yaml configures the trigger), against DynamoDB on moto behind a counting proxy; compared with bare
 //! conditional UpdateItem calls on the same emulator at the same concurrency.
 
 use std::sync::Arc;
@@ -19,20 +19,21 @@ const BUCKET: &str = "bench-tally";
 struct Knobs {
     events: usize,
     duplicate_percent: usize,
+    batch: usize,
     concurrency: usize,
     runs: usize,
 }
 
 /// The events of one run: `unique` keys once each plus duplicates of random ones, shuffled,
-/// as SQS batches of 10 messages (one S3 notification each).
-fn batches(keys: &[String], duplicates: usize) -> Vec<serde_json::Value> {
+/// as SQS batches of `size` messages (one S3 notification each).
+fn batches(keys: &[String], duplicates: usize, size: usize) -> Vec<serde_json::Value> {
     let mut events: Vec<&String> = keys.iter().collect();
     for _ in 0..duplicates {
         events.push(&keys[fastrand::usize(..keys.len())]);
     }
     fastrand::shuffle(&mut events);
     events
-        .chunks(10)
+        .chunks(size)
         .enumerate()
         .map(|(b, chunk)| {
             let records: Vec<serde_json::Value> = chunk
@@ -106,7 +107,7 @@ async fn one_run(knobs: &Knobs, proxy: &proxy::Proxy, run: usize) -> Result<RunR
         None,
         shared::wiring::completion_settings(&config).map_err(err)?,
     ));
-    let batches = batches(&keys, duplicates);
+    let batches = batches(&keys, duplicates, knobs.batch);
 
     // The tally.
     proxy.counts.reset();
@@ -247,6 +248,7 @@ pub async fn run() -> Result<(), String> {
     let knobs = Knobs {
         events: env_number("BENCH_TALLY_EVENTS", 10_000) as usize,
         duplicate_percent: env_number("BENCH_TALLY_DUPLICATES", 20) as usize,
+        batch: env_number("BENCH_TALLY_BATCH", 100).clamp(1, 10_000) as usize,
         concurrency: env_number("BENCH_TALLY_CONCURRENCY", 1).max(1) as usize,
         runs: env_number("BENCH_RUNS", 3).max(1) as usize,
     };
@@ -292,12 +294,13 @@ pub async fn run() -> Result<(), String> {
     ]);
     let text = format!(
         "{} `ObjectRestore:Completed` events ({}% duplicates, shuffled) for one job, in SQS batches \
-         of 10, {} batches at a time, through `Completion::handle_events` (the tally that \
+         of {} messages (the trigger's `BatchSize` in template.yaml), {} batches at a time, through `Completion::handle_events` (the tally that \
          `restore-events` runs) against moto's DynamoDB. Requests counted at a loopback proxy \
          in front of moto (`bench/src/proxy.rs`); per event, by operation (last run): {}. \
          Median of {} runs.",
         knobs.events,
         knobs.duplicate_percent,
+        knobs.batch,
         knobs.concurrency,
         results.last().map(|r| r.by_operation.as_str()).unwrap_or(""),
         knobs.runs

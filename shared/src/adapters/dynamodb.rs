@@ -10,7 +10,7 @@
 //! - `EARLY#<bucket>#<key>` / `EVENT`: a completion event that came before its object was
 //!   recorded, with `ttl` (see `JobStore::put_early_event`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,16 +27,21 @@ use time::OffsetDateTime;
 
 use crate::domain::completion::EarlyEvent;
 use crate::domain::job::{
-    ClassTotals, CopyDispatch, CreateOutcome, Cursor, Job, JobView, LeaseOutcome, ObjectPage,
-    ObjectRecord, PageCommit, PlanTotals, SettledCounts, Settlement, StatsRecord,
+    ActiveJob, ClassTotals, CopyDispatch, CreateOutcome, Cursor, Job, JobView, LeaseOutcome,
+    ObjectPage, ObjectRecord, PageCommit, PlanTotals, SettledCounts, Settlement, StatsRecord,
 };
 use crate::domain::state::{JobState, ObjectState};
 use crate::domain::storage::{RetrievalTier, StorageClass};
 use crate::ports::JobStore;
 use crate::{Error, Result};
 
-/// Name of the sparse index from (bucket, key) to the pending objects of every job.
+/// Name of the sparse index from (bucket, key) to the pending objects of every job; the
+/// projects' active locks are in it too, under [`ACTIVE_INDEX_KEY`].
 pub const BY_OBJECT_INDEX: &str = "by-object";
+/// The by-object index key of every active lock (an object's key always holds a `#`).
+const ACTIVE_INDEX_KEY: &str = "ACTIVE";
+/// Objects per settle transaction: with their job's counter, one below DynamoDB's 100 items.
+const SETTLE_BATCH: usize = 99;
 const SERVICE: &str = "dynamodb";
 /// DynamoDB's limit on keys per BatchGetItem.
 const BATCH: usize = 100;
@@ -230,6 +235,86 @@ impl DynamoJobStore {
         condition_held(result)
     }
 
+    /// The conditional write that settles one object (still pending, same bucket) and takes it
+    /// out of the by-object index.
+    fn settle_update(
+        &self,
+        object: &ObjectRecord,
+        settlement: &Settlement,
+    ) -> Result<TransactWriteItem> {
+        if !matches!(
+            settlement.state,
+            ObjectState::Restored | ObjectState::NotNeeded | ObjectState::Failed
+        ) {
+            return Err(Error::Internal(format!(
+                "settle to non-final state {:?}",
+                settlement.state
+            )));
+        }
+        let mut set = vec!["#s = :state"];
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(&object.job_id)))
+            .key("sk", s(obj_sk(&object.key)))
+            .condition_expression("#s IN (:planned, :requested) AND #bk = :bucket")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_names("#bk", "bucket")
+            .expression_attribute_values(":state", s(object_state_name(settlement.state)))
+            .expression_attribute_values(":planned", s("planned"))
+            .expression_attribute_values(":requested", s("requested"))
+            .expression_attribute_values(":bucket", s(&object.bucket));
+        if let Some(expiry) = settlement.expiry {
+            set.push("#x = :expiry");
+            update = update
+                .expression_attribute_names("#x", "expiry")
+                .expression_attribute_values(":expiry", s(ts(expiry)));
+        }
+        if let Some(error) = &settlement.error {
+            set.push("#e = :error");
+            update = update
+                .expression_attribute_names("#e", "error")
+                .expression_attribute_values(":error", s(error));
+        }
+        let update = update
+            .update_expression(format!("SET {} REMOVE gsi1pk", set.join(", ")))
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Adds settled counts to one counter shard of a job.
+    fn count_update(
+        &self,
+        job_id: &str,
+        shard: u32,
+        counts: &SettledCounts,
+    ) -> Result<TransactWriteItem> {
+        let mut count = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(job_id)))
+            .key("sk", s(format!("COUNT#{shard:04}")));
+        let mut adds = Vec::new();
+        for (name, value) in [
+            ("restored", counts.restored),
+            ("restored_bytes", counts.restored_bytes),
+            ("not_needed", counts.not_needed),
+            ("failed", counts.failed),
+        ] {
+            if value > 0 {
+                let placeholder = format!("#c{}", adds.len());
+                adds.push(format!("{placeholder} :v{}", adds.len()));
+                count = count
+                    .expression_attribute_names(&placeholder, name)
+                    .expression_attribute_values(format!(":v{}", adds.len() - 1), n(value));
+            }
+        }
+        let count = count
+            .update_expression(format!("ADD {}", adds.join(", ")))
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().update(count).build())
+    }
+
     async fn release_project(&self, project_id: &str, job_id: &str) -> Result<()> {
         let result = self
             .client
@@ -247,7 +332,7 @@ impl DynamoJobStore {
 
 enum TxResult {
     Done,
-    ConditionFailed(#[allow(dead_code)] Vec<String>),
+    ConditionFailed(Vec<String>),
 }
 
 fn internal(err: impl std::fmt::Display) -> Error {
@@ -408,6 +493,13 @@ fn opt_s(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
+fn get_list(item: &Item, name: &str) -> Vec<String> {
+    item.get(name)
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+        .unwrap_or_default()
+}
+
 fn get_u64(item: &Item, name: &str) -> u64 {
     item.get(name)
         .and_then(|v| v.as_n().ok())
@@ -521,11 +613,7 @@ fn job_from_item(item: &Item) -> Result<Job> {
         prefix: get_s(item, "prefix")?,
         local_base: opt_s(item, "local_base"),
         tier: tier_from(&get_s(item, "tier")?)?,
-        buckets: item
-            .get("buckets")
-            .and_then(|v| v.as_l().ok())
-            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
-            .unwrap_or_default(),
+        buckets: get_list(item, "buckets"),
         state: job_state_from(&get_s(item, "state")?)?,
         created_at: get_time(item, "created_at")?,
         updated_at: get_time(item, "updated_at")?,
@@ -659,6 +747,14 @@ impl JobStore for DynamoJobStore {
                 .item("sk", s("ACTIVE"))
                 .item("job_id", s(&job.job_id))
                 .item("created_at", s(ts(job.created_at)))
+                // In the by-object index under one key, so the tally and the sweeper list the
+                // active jobs with one Query; with the scope the tally matches events against.
+                .item("gsi1pk", s(ACTIVE_INDEX_KEY))
+                .item("prefix", s(&job.prefix))
+                .item(
+                    "buckets",
+                    AttributeValue::L(job.buckets.iter().map(s).collect()),
+                )
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .map_err(internal)?;
@@ -901,68 +997,69 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn settle(&self, object: &ObjectRecord, settlement: &Settlement) -> Result<bool> {
-        let (counter, counted) = match settlement.state {
-            ObjectState::Restored => ("restored", true),
-            ObjectState::NotNeeded => ("not_needed", false),
-            ObjectState::Failed => ("failed", false),
-            other => {
-                return Err(Error::Internal(format!(
-                    "settle to non-final state {other:?}"
-                )))
+        let done = self
+            .settle_many(&[(object.clone(), settlement.clone())])
+            .await?;
+        Ok(done[0])
+    }
+
+    async fn settle_many(&self, items: &[(ObjectRecord, Settlement)]) -> Result<Vec<bool>> {
+        let mut done = vec![false; items.len()];
+        let mut seen = HashSet::new();
+        let mut by_job: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, (object, _)) in items.iter().enumerate() {
+            if seen.insert((object.job_id.as_str(), object.key.as_str())) {
+                by_job.entry(&object.job_id).or_default().push(i);
             }
-        };
-        let mut set = vec!["#s = :state"];
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(&object.job_id)))
-            .key("sk", s(obj_sk(&object.key)))
-            .condition_expression("#s IN (:planned, :requested) AND #bk = :bucket")
-            .expression_attribute_names("#s", "state")
-            .expression_attribute_names("#bk", "bucket")
-            .expression_attribute_values(":state", s(object_state_name(settlement.state)))
-            .expression_attribute_values(":planned", s("planned"))
-            .expression_attribute_values(":requested", s("requested"))
-            .expression_attribute_values(":bucket", s(&object.bucket));
-        if let Some(expiry) = settlement.expiry {
-            set.push("#x = :expiry");
-            update = update
-                .expression_attribute_names("#x", "expiry")
-                .expression_attribute_values(":expiry", s(ts(expiry)));
         }
-        if let Some(error) = &settlement.error {
-            set.push("#e = :error");
-            update = update
-                .expression_attribute_names("#e", "error")
-                .expression_attribute_values(":error", s(error));
+        for (job_id, indexes) in by_job {
+            for chunk in indexes.chunks(SETTLE_BATCH) {
+                let mut live = chunk.to_vec();
+                // Each round drops the objects a condition failed for (already settled), so
+                // this ends; what is left is settled and counted together.
+                while !live.is_empty() {
+                    let mut writes = Vec::with_capacity(live.len() + 1);
+                    let mut counts = SettledCounts::default();
+                    for &i in &live {
+                        let (object, settlement) = &items[i];
+                        writes.push(self.settle_update(object, settlement)?);
+                        match settlement.state {
+                            ObjectState::Restored => {
+                                counts.restored += 1;
+                                counts.restored_bytes += object.size;
+                            }
+                            ObjectState::NotNeeded => counts.not_needed += 1,
+                            _ => counts.failed += 1,
+                        }
+                    }
+                    // Any shard does: a job's counts are the sum over its shards. The first
+                    // object's spreads the batches of a big job over them.
+                    let shard = items[live[0]].0.shard;
+                    writes.push(self.count_update(job_id, shard, &counts)?);
+                    match self.transact(writes).await? {
+                        TxResult::Done => {
+                            live.iter().for_each(|&i| done[i] = true);
+                            break;
+                        }
+                        TxResult::ConditionFailed(codes) => {
+                            let before = live.len();
+                            live = live
+                                .into_iter()
+                                .zip(&codes)
+                                .filter(|(_, code)| *code != "ConditionalCheckFailed")
+                                .map(|(i, _)| i)
+                                .collect();
+                            if live.len() == before {
+                                return Err(Error::Internal(format!(
+                                    "settle transaction canceled without a failed object: {codes:?}"
+                                )));
+                            }
+                        }
+                    }
+                }
+            }
         }
-        let update = update
-            .update_expression(format!("SET {} REMOVE gsi1pk", set.join(", ")))
-            .build()
-            .map_err(internal)?;
-        let mut add = "ADD #c :one".to_string();
-        let mut count = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(&object.job_id)))
-            .key("sk", s(format!("COUNT#{:04}", object.shard)))
-            .expression_attribute_names("#c", counter)
-            .expression_attribute_values(":one", n(1));
-        if counted {
-            add.push_str(", #cb :size");
-            count = count
-                .expression_attribute_names("#cb", "restored_bytes")
-                .expression_attribute_values(":size", n(object.size));
-        }
-        let count = count.update_expression(add).build().map_err(internal)?;
-        match self
-            .transact(vec![
-                TransactWriteItem::builder().update(update).build(),
-                TransactWriteItem::builder().update(count).build(),
-            ])
-            .await?
-        {
-            TxResult::Done => Ok(true),
-            TxResult::ConditionFailed(_) => Ok(false),
-        }
+        Ok(done)
     }
 
     async fn advance_cursor(&self, job_id: &str, owner: &str, commit: &PageCommit) -> Result<()> {
@@ -1338,29 +1435,34 @@ impl JobStore for DynamoJobStore {
     /// A filtered Scan: the sweeper runs every few minutes, and the lock items are few, but
     /// the Scan reads the whole table. A sparse GSI on the lock items would make it a Query
     /// (left for when tables get large; see README).
-    async fn active_jobs(&self) -> Result<Vec<String>> {
-        let mut ids = Vec::new();
+    async fn active_jobs(&self) -> Result<Vec<ActiveJob>> {
+        let mut active = Vec::new();
         let mut start: Option<Item> = None;
         loop {
             let out = self
                 .client
-                .scan()
+                .query()
                 .table_name(&self.table)
-                .filter_expression("sk = :active AND begins_with(pk, :project)")
-                .expression_attribute_values(":active", s("ACTIVE"))
-                .expression_attribute_values(":project", s("PROJECT#"))
-                .projection_expression("job_id")
+                .index_name(BY_OBJECT_INDEX)
+                .key_condition_expression("gsi1pk = :active")
+                .expression_attribute_values(":active", s(ACTIVE_INDEX_KEY))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(upstream)?;
-            ids.extend(out.items().iter().filter_map(|item| opt_s(item, "job_id")));
+            for item in out.items() {
+                active.push(ActiveJob {
+                    job_id: get_s(item, "job_id")?,
+                    prefix: get_s(item, "prefix")?,
+                    buckets: get_list(item, "buckets"),
+                });
+            }
             match out.last_evaluated_key {
                 Some(key) => start = Some(key),
                 None => break,
             }
         }
-        ids.sort();
-        Ok(ids)
+        active.sort_by(|a, b| a.job_id.cmp(&b.job_id));
+        Ok(active)
     }
 }

@@ -17,7 +17,7 @@
 //! recorded as a marker on the job, so a retry after a crash redoes only the missing steps and a
 //! mail is never sent twice.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use super::cost::{PriceList, Usage};
 use super::event::{parse_invocation, Invocation, RecordOutcome, RestoreCompletion};
-use super::job::{CopyDispatch, DispatchState, JobView, ObjectRecord, Settlement};
+use super::job::{ActiveJob, CopyDispatch, DispatchState, JobView, ObjectRecord, Settlement};
 use super::manifest::{
     csv_manifest, manifest_csv_key, report_json, report_json_key, Report, ReportObject,
     ReportTotals,
@@ -207,66 +207,149 @@ impl Completion {
 
     /// Tallies one completion: settles the object in every job waiting for it, once each.
     pub async fn record(&self, event: &RestoreCompletion) -> Result<TallyOutcome> {
-        if event.bucket.is_empty() || event.key.is_empty() {
-            return Err(Error::validation(
-                "invalid_event",
-                "completion event without bucket or key",
-            ));
-        }
-        let mut outcome = TallyOutcome::default();
-        let pending = self.jobs.find_pending(&event.bucket, &event.key).await?;
-        let settled = self.settle_all(event, &pending, &mut outcome).await?;
-        if settled == 0 && outcome.duplicates == 0 {
-            let now = OffsetDateTime::now_utc();
-            self.jobs
-                .put_early_event(&EarlyEvent {
-                    bucket: event.bucket.clone(),
-                    key: event.key.clone(),
-                    version_id: event.version_id.clone(),
-                    expiry: event.expiry,
-                    received_at: now,
-                    expires_at: now + self.settings.early_event_ttl,
-                })
-                .await?;
-            outcome.kept_early = true;
-            // The object may have been recorded between the first look and the write above;
-            // whoever records it after the write finds the early event.
-            let again = self.jobs.find_pending(&event.bucket, &event.key).await?;
-            self.settle_all(event, &again, &mut outcome).await?;
-        }
-        Ok(outcome)
+        let mut outcomes = self.record_batch(std::slice::from_ref(event)).await?;
+        outcomes.pop().expect("one outcome per event")
     }
 
-    async fn settle_all(
+    /// Tallies a batch of completions (an SQS batch) with a few store calls for all of them:
+    /// one listing of the active jobs, one read per job of the records the events can be,
+    /// one transaction per ~100 settlements. Each object is settled once per job however
+    /// often (or in whatever order) its event comes; a repeat inside the batch is a duplicate.
+    /// An event no active job has a record for yet is kept as an early event. Per event, its
+    /// outcome, or why it is invalid; a store error fails the whole batch (retrying is safe).
+    pub async fn record_batch(
         &self,
-        event: &RestoreCompletion,
-        pending: &[ObjectRecord],
-        outcome: &mut TallyOutcome,
-    ) -> Result<usize> {
-        let mut settled = 0;
-        for object in pending {
-            if !versions_match(event.version_id.as_deref(), object.version_id.as_deref()) {
-                continue;
+        events: &[RestoreCompletion],
+    ) -> Result<Vec<Result<TallyOutcome>>> {
+        let valid: Vec<usize> = (0..events.len())
+            .filter(|&i| !events[i].bucket.is_empty() && !events[i].key.is_empty())
+            .collect();
+        let mut outcomes = vec![TallyOutcome::default(); events.len()];
+        let early = self.settle_batch(events, &valid, &mut outcomes).await?;
+        if !early.is_empty() {
+            let now = OffsetDateTime::now_utc();
+            for &i in &early {
+                let event = &events[i];
+                self.jobs
+                    .put_early_event(&EarlyEvent {
+                        bucket: event.bucket.clone(),
+                        key: event.key.clone(),
+                        version_id: event.version_id.clone(),
+                        expiry: event.expiry,
+                        received_at: now,
+                        expires_at: now + self.settings.early_event_ttl,
+                    })
+                    .await?;
+                outcomes[i].kept_early = true;
             }
-            let settlement = Settlement {
-                state: ObjectState::Restored,
-                expiry: event.expiry,
-                error: None,
-            };
-            if self.jobs.settle(object, &settlement).await? {
+            // The object may have been recorded between the first look and the write above;
+            // whoever records it after the write finds the early event.
+            self.settle_batch(events, &early, &mut outcomes).await?;
+        }
+        Ok(outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(i, outcome)| {
+                if valid.binary_search(&i).is_ok() {
+                    Ok(outcome)
+                } else {
+                    Err(Error::validation(
+                        "invalid_event",
+                        "completion event without bucket or key",
+                    ))
+                }
+            })
+            .collect())
+    }
+
+    /// Looks up the records `events[which]` can be and settles the pending ones; returns the
+    /// events for which an active job (or none at all) has no record yet.
+    async fn settle_batch(
+        &self,
+        events: &[RestoreCompletion],
+        which: &[usize],
+        outcomes: &mut [TallyOutcome],
+    ) -> Result<Vec<usize>> {
+        let active = self.jobs.active_jobs().await?;
+        let mut keys_by_job: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for &i in which {
+            for job in active
+                .iter()
+                .filter(|j| j.covers(&events[i].bucket, &events[i].key))
+            {
+                keys_by_job
+                    .entry(&job.job_id)
+                    .or_default()
+                    .insert(&events[i].key);
+            }
+        }
+        let mut records: HashMap<(&str, &str), ObjectRecord> = HashMap::new();
+        for (job_id, keys) in &keys_by_job {
+            let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            let found = self.jobs.get_objects(job_id, &keys).await?;
+            for (key, record) in keys_by_job[job_id].iter().zip(found) {
+                if let Some(record) = record {
+                    records.insert((job_id, key), record);
+                }
+            }
+        }
+        let mut early = Vec::new();
+        let mut settle: Vec<(ObjectRecord, Settlement)> = Vec::new();
+        let mut owners = Vec::new();
+        let mut taken = HashSet::new();
+        for &i in which {
+            let event = &events[i];
+            let covering: Vec<&ActiveJob> = active
+                .iter()
+                .filter(|j| j.covers(&event.bucket, &event.key))
+                .collect();
+            let mut lacking = covering.is_empty();
+            for job in covering {
+                // A record of the same key from another of the job's buckets is not this one.
+                let Some(record) = records
+                    .get(&(job.job_id.as_str(), event.key.as_str()))
+                    .filter(|r| r.bucket == event.bucket)
+                else {
+                    lacking = true;
+                    continue;
+                };
+                if !versions_match(event.version_id.as_deref(), record.version_id.as_deref()) {
+                    continue;
+                }
+                if !record.is_pending() || !taken.insert((job.job_id.as_str(), event.key.as_str()))
+                {
+                    outcomes[i].duplicates += 1;
+                    continue;
+                }
+                settle.push((
+                    record.clone(),
+                    Settlement {
+                        state: ObjectState::Restored,
+                        expiry: event.expiry,
+                        error: None,
+                    },
+                ));
+                owners.push(i);
+            }
+            if lacking {
+                early.push(i);
+            }
+        }
+        let done = self.jobs.settle_many(&settle).await?;
+        for (((object, _), settled), i) in settle.iter().zip(done).zip(owners) {
+            if settled {
                 tracing::info!(
                     job_id = %object.job_id,
                     bucket = %object.bucket,
                     key = %object.key,
                     "object restored"
                 );
-                outcome.settled.push(object.job_id.clone());
-                settled += 1;
+                outcomes[i].settled.push(object.job_id.clone());
             } else {
-                outcome.duplicates += 1;
+                outcomes[i].duplicates += 1;
             }
         }
-        Ok(settled)
+        Ok(early)
     }
 
     /// Settles freshly recorded pending objects for which an early completion event is kept.
@@ -316,11 +399,10 @@ impl Completion {
             Invocation::Sqs(items) => {
                 let mut failures = Vec::new();
                 let mut unnamed = 0;
-                for item in items {
-                    let mut ok = true;
-                    for record in &item.records {
-                        ok &= self.handle_record(record, &mut result).await;
-                    }
+                let groups: Vec<&[RecordOutcome]> =
+                    items.iter().map(|item| item.records.as_slice()).collect();
+                let ok = self.handle_records(&groups, &mut result).await;
+                for (item, ok) in items.iter().zip(ok) {
                     if ok {
                         continue;
                     }
@@ -342,12 +424,9 @@ impl Completion {
                 result.response = json!({ "batchItemFailures": failures });
             }
             Invocation::Direct(records) => {
-                let mut failed = 0;
-                for record in &records {
-                    if !self.handle_record(record, &mut result).await {
-                        failed += 1;
-                    }
-                }
+                self.handle_records(&[records.as_slice()], &mut result)
+                    .await;
+                let failed = result.malformed + result.failed;
                 if failed > 0 {
                     return Err(Error::upstream(
                         "events",
@@ -380,41 +459,76 @@ impl Completion {
         Ok(result)
     }
 
-    /// One record; false when it must be reported (malformed, or the tally failed).
-    async fn handle_record(&self, record: &RecordOutcome, result: &mut EventsResult) -> bool {
-        match record {
-            RecordOutcome::Completed(event) => match self.record(event).await {
-                Ok(outcome) => {
-                    result.completed += 1;
-                    result.settled += outcome.settled.len();
-                    tracing::info!(
-                        bucket = %event.bucket,
-                        key = %event.key,
-                        settled = outcome.settled.len(),
-                        duplicates = outcome.duplicates,
-                        early = outcome.kept_early,
-                        "restore completion"
-                    );
-                    result.touched_jobs.extend(outcome.settled);
-                    true
+    /// Tallies the completions of every group (an SQS message's records) as one batch; per
+    /// group, false when one of its records must be reported (malformed, or not tallied).
+    async fn handle_records(
+        &self,
+        groups: &[&[RecordOutcome]],
+        result: &mut EventsResult,
+    ) -> Vec<bool> {
+        let mut ok = vec![true; groups.len()];
+        let mut completions = Vec::new();
+        let mut owners = Vec::new();
+        for (group, records) in groups.iter().enumerate() {
+            for record in records.iter() {
+                match record {
+                    RecordOutcome::Completed(event) => {
+                        completions.push(event.clone());
+                        owners.push(group);
+                    }
+                    RecordOutcome::Ignored { event_name } => {
+                        tracing::info!(event_name = %event_name, "event ignored");
+                        result.ignored += 1;
+                    }
+                    RecordOutcome::Malformed(why) => {
+                        tracing::warn!(reason = %why, "malformed event record");
+                        result.malformed += 1;
+                        ok[group] = false;
+                    }
                 }
-                Err(err) => {
-                    tracing::error!(bucket = %event.bucket, key = %event.key, error = %err, "completion not tallied");
-                    result.failed += 1;
-                    false
-                }
-            },
-            RecordOutcome::Ignored { event_name } => {
-                tracing::info!(event_name = %event_name, "event ignored");
-                result.ignored += 1;
-                true
-            }
-            RecordOutcome::Malformed(why) => {
-                tracing::warn!(reason = %why, "malformed event record");
-                result.malformed += 1;
-                false
             }
         }
+        if completions.is_empty() {
+            return ok;
+        }
+        match self.record_batch(&completions).await {
+            Ok(outcomes) => {
+                for ((event, outcome), group) in completions.iter().zip(outcomes).zip(owners) {
+                    match outcome {
+                        Ok(outcome) => {
+                            result.completed += 1;
+                            result.settled += outcome.settled.len();
+                            tracing::info!(
+                                bucket = %event.bucket,
+                                key = %event.key,
+                                settled = outcome.settled.len(),
+                                duplicates = outcome.duplicates,
+                                early = outcome.kept_early,
+                                "restore completion"
+                            );
+                            result.touched_jobs.extend(outcome.settled);
+                        }
+                        Err(err) => {
+                            tracing::error!(bucket = %event.bucket, key = %event.key, error = %err, "completion not tallied");
+                            result.failed += 1;
+                            ok[group] = false;
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(
+                    completions = completions.len(),
+                    error = %err,
+                    "completions not tallied"
+                );
+                result.failed += completions.len();
+                for group in owners {
+                    ok[group] = false;
+                }
+            }
+        }
+        ok
     }
 
     // ---- finalize ------------------------------------------------------------------------
@@ -686,7 +800,7 @@ impl Completion {
     /// jobs) that can't complete, with the reason; finalizes what became complete.
     pub async fn sweep(&self, now: OffsetDateTime) -> Result<SweepReport> {
         let mut report = SweepReport::default();
-        for job_id in self.jobs.active_jobs().await? {
+        for ActiveJob { job_id, .. } in self.jobs.active_jobs().await? {
             report.jobs += 1;
             if let Err(err) = self.sweep_job(&job_id, now, &mut report).await {
                 // One broken job must not stop the sweep of the others.
@@ -997,14 +1111,19 @@ mod tests {
         }
     }
 
-    /// Does what the fan-out does: job, objects recorded as requested, listing done.
+    /// Does what the fan-out does: job, objects recorded as requested, listing done. The
+    /// job's prefix is the first key's top folder (the project's name when there is no key).
     async fn restoring_job(store: &dyn JobStore, job_id: &str, project: &str, keys: &[&str]) {
+        let folder = keys
+            .first()
+            .and_then(|k| k.split_once('/'))
+            .map_or(project, |(top, _)| top);
         let job = Job::new(
             job_id.into(),
             project.into(),
             "ed@example.com".into(),
-            format!("/srv/Assets/{project}/"),
-            format!("{project}/"),
+            format!("/srv/Assets/{folder}/"),
+            format!("{folder}/"),
             Some("/srv/Assets/".into()),
             RetrievalTier::Bulk,
             vec!["media".into()],

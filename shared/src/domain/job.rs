@@ -284,6 +284,33 @@ impl ObjectRecord {
 }
 
 /// How an object settles (exactly once per job, counted in its shard in the same write).
+/// A job holding its project's active lock, with what the tally needs to tell whether a
+/// completed object can be one of its objects (so a batch of events is looked up with one
+/// read per job instead of an index query per event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveJob {
+    pub job_id: String,
+    pub prefix: String,
+    pub buckets: Vec<String>,
+}
+
+impl ActiveJob {
+    /// Whether `bucket`/`key` lies in the job's scope (its record may exist).
+    pub fn covers(&self, bucket: &str, key: &str) -> bool {
+        key.starts_with(&self.prefix) && self.buckets.iter().any(|b| b == bucket)
+    }
+}
+
+impl From<&Job> for ActiveJob {
+    fn from(job: &Job) -> Self {
+        ActiveJob {
+            job_id: job.job_id.clone(),
+            prefix: job.prefix.clone(),
+            buckets: job.buckets.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settlement {
     /// `Restored`, `NotNeeded` or `Failed`.

@@ -3,8 +3,8 @@ use time::OffsetDateTime;
 
 use crate::domain::completion::EarlyEvent;
 use crate::domain::job::{
-    CopyDispatch, CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit,
-    Settlement, StatsRecord,
+    ActiveJob, CopyDispatch, CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord,
+    PageCommit, Settlement, StatsRecord,
 };
 use crate::domain::state::JobState;
 use crate::Result;
@@ -53,6 +53,18 @@ pub trait JobStore: Send + Sync {
     /// Settles one pending object and counts it in its shard in ONE transaction; true when this
     /// call settled it, false when it was already settled (a duplicate: nothing counted).
     async fn settle(&self, object: &ObjectRecord, settlement: &Settlement) -> Result<bool>;
+
+    /// [`JobStore::settle`] for many objects at once, with the same guarantee per object (each
+    /// settled and counted once, atomically) but few store calls: the DynamoDB adapter writes
+    /// up to 99 objects and their job's summed counts in one transaction. Per item, whether
+    /// this call settled it (a repeated job/key in `items` settles once).
+    async fn settle_many(&self, items: &[(ObjectRecord, Settlement)]) -> Result<Vec<bool>> {
+        let mut done = Vec::with_capacity(items.len());
+        for (object, settlement) in items {
+            done.push(self.settle(object, settlement).await?);
+        }
+        Ok(done)
+    }
 
     /// Commits a page: moves the cursor and adds the page's totals and notes, only if the
     /// caller holds the lease and the cursor is still `commit.from` (else `Conflict`).
@@ -109,7 +121,7 @@ pub trait JobStore: Send + Sync {
     /// that failed after claiming its marker can be retried.
     async fn clear_marker(&self, job_id: &str, marker: &str) -> Result<()>;
 
-    /// Ids of every job holding its project's active lock (planning or restoring), for the
-    /// sweeper.
-    async fn active_jobs(&self) -> Result<Vec<String>>;
+    /// Every job holding its project's active lock (planning or restoring), by id, for the
+    /// sweeper and the tally.
+    async fn active_jobs(&self) -> Result<Vec<ActiveJob>>;
 }

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use crate::domain::completion::EarlyEvent;
 use crate::domain::job::{
-    CopyDispatch, CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord, PageCommit,
-    SettledCounts, Settlement, StatsRecord,
+    ActiveJob, CopyDispatch, CreateOutcome, Job, JobView, LeaseOutcome, ObjectPage, ObjectRecord,
+    PageCommit, SettledCounts, Settlement, StatsRecord,
 };
 use crate::domain::state::{JobState, ObjectState};
 use crate::ports::JobStore;
@@ -425,9 +425,15 @@ impl JobStore for MemoryJobStore {
         Ok(())
     }
 
-    async fn active_jobs(&self) -> Result<Vec<String>> {
-        let mut ids: Vec<String> = self.lock().active.values().cloned().collect();
-        ids.sort();
-        Ok(ids)
+    async fn active_jobs(&self) -> Result<Vec<ActiveJob>> {
+        let inner = self.lock();
+        let mut active: Vec<ActiveJob> = inner
+            .active
+            .values()
+            .filter_map(|id| inner.jobs.get(id))
+            .map(ActiveJob::from)
+            .collect();
+        active.sort_by(|a, b| a.job_id.cmp(&b.job_id));
+        Ok(active)
     }
 }

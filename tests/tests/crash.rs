@@ -136,6 +136,11 @@ impl JobStore for KillJobs {
             .point("put_objects", self.0.put_objects(objects))
             .await
     }
+    async fn put_new_objects(&self, objects: &[ObjectRecord]) -> shared::Result<()> {
+        self.1
+            .point("put_new_objects", self.0.put_new_objects(objects))
+            .await
+    }
     async fn get_objects(
         &self,
         job_id: &str,

@@ -18,8 +18,9 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactWriteItem, Update,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest, ReturnValue,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt};
@@ -45,8 +46,10 @@ const SETTLE_BATCH: usize = 99;
 const SERVICE: &str = "dynamodb";
 /// DynamoDB's limit on keys per BatchGetItem.
 const BATCH: usize = 100;
-/// Single-item writes in flight while recording or marking a page.
+/// Single-item writes (or write batches) in flight while recording or marking a page.
 const WRITE_CONCURRENCY: usize = 16;
+/// DynamoDB's limit on items per BatchWriteItem.
+const WRITE_BATCH: usize = 25;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -233,6 +236,33 @@ impl DynamoJobStore {
             .send()
             .await;
         condition_held(result)
+    }
+
+    /// One BatchWriteItem, resending what DynamoDB left unprocessed (throttling) with backoff.
+    async fn batch_write(&self, batch: Vec<WriteRequest>) -> Result<()> {
+        let mut pending = Some(HashMap::from([(self.table.clone(), batch)]));
+        let mut attempt = 0u32;
+        while let Some(items) = pending.take().filter(|m| m.values().any(|v| !v.is_empty())) {
+            if attempt > 0 {
+                if attempt > 8 {
+                    return Err(Error::upstream(
+                        SERVICE,
+                        "BatchWriteItem left items unprocessed after 8 retries",
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
+            }
+            attempt += 1;
+            let out = self
+                .client
+                .batch_write_item()
+                .set_request_items(Some(items))
+                .send()
+                .await
+                .map_err(upstream)?;
+            pending = out.unprocessed_items;
+        }
+        Ok(())
     }
 
     /// The conditional write that settles one object (still pending, same bucket) and takes it
@@ -931,6 +961,30 @@ impl JobStore for DynamoJobStore {
         stream::iter(writes)
             .buffered(WRITE_CONCURRENCY)
             .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    async fn put_new_objects(&self, objects: &[ObjectRecord]) -> Result<()> {
+        let batches: Vec<Vec<WriteRequest>> = objects
+            .chunks(WRITE_BATCH)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|object| {
+                        let put = PutRequest::builder()
+                            .set_item(Some(object_to_item(object)))
+                            .build()
+                            .map_err(internal)?;
+                        Ok(WriteRequest::builder().put_request(put).build())
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<_>>()?;
+        stream::iter(batches.into_iter().map(|batch| self.batch_write(batch)))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect::<Vec<Result<()>>>()
             .await
             .into_iter()
             .collect()

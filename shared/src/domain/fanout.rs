@@ -3,9 +3,11 @@
 //!
 //! One page is processed under the job's lease (only one invocation works on a job):
 //! 1. list one page from the cursor (bucket index + continuation token);
-//! 2. record its objects with `attribute_not_exists`, those to restore already as `requested`
-//!    (the record is the "about to ask" marker): a replay never resets a later state, and a key
-//!    already recorded from an earlier bucket stays there (first bucket wins);
+//! 2. record its objects, those to restore already as `requested` (the record is the "about to
+//!    ask" marker). A page nobody began before (the lease says so) is written without
+//!    conditions, 25 records per batch, skipping keys recorded from an earlier bucket (first
+//!    bucket wins); a replayed page is written with `attribute_not_exists`, so it never resets
+//!    a later state;
 //! 3. objects this call did not write are read back (only a replay of a page an invocation died
 //!    in finds its own records); the still pending ones are first checked with HeadObject, since
 //!    the dead attempt may have reached S3 (an `x-amz-restore` header means it did);
@@ -162,7 +164,7 @@ impl Fanout {
                 return Ok(RunOutcome::OutOfTime);
             }
             let now = OffsetDateTime::now_utc();
-            let job = match self
+            let (job, replay) = match self
                 .jobs
                 .acquire_lease(job_id, &owner, now, now + self.settings.lease)
                 .await?
@@ -175,7 +177,7 @@ impl Fanout {
                             "replaying a page an earlier invocation did not commit"
                         );
                     }
-                    *job
+                    (*job, replay)
                 }
                 LeaseOutcome::Busy(until) => return Ok(RunOutcome::Busy(until)),
                 LeaseOutcome::Done if holding => return Ok(RunOutcome::ListingDone),
@@ -184,7 +186,7 @@ impl Fanout {
             holding = true;
             let span = tracing::info_span!("fanout_page", job_id, page = job.cursor.page);
             let _enter = span.enter();
-            let commit = self.page(&job).await?;
+            let commit = self.page(&job, replay).await?;
             let done = commit.to.listing_done;
             let commit = PageCommit {
                 keep_lease: (!done).then(|| OffsetDateTime::now_utc() + self.settings.lease),
@@ -224,7 +226,8 @@ impl Fanout {
     }
 
     /// Lists, records and requests one page; returns the commit to apply (without lease).
-    async fn page(&self, job: &Job) -> Result<PageCommit> {
+    /// `replay`: an earlier invocation began this page, so its records may exist.
+    async fn page(&self, job: &Job, replay: bool) -> Result<PageCommit> {
         let cursor = &job.cursor;
         let Some(bucket) = job.buckets.get(cursor.bucket_index as usize) else {
             return Ok(PageCommit {
@@ -279,7 +282,32 @@ impl Fanout {
             .iter()
             .map(|(o, class)| record_for(job, o, class))
             .collect();
-        let written = self.jobs.put_objects(&records).await?;
+        let written = if replay {
+            self.jobs.put_objects(&records).await?
+        } else {
+            // Nobody began this page: none of its records exists, except a key recorded from
+            // an earlier bucket of the job (first bucket wins), which only a later bucket's
+            // page has to look for. So the records are written without a condition, batched.
+            let earlier: BTreeSet<String> = if cursor.bucket_index == 0 {
+                BTreeSet::new()
+            } else {
+                let keys: Vec<String> = records.iter().map(|r| r.key.clone()).collect();
+                self.jobs
+                    .get_objects(&job.job_id, &keys)
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .map(|r| r.key)
+                    .collect()
+            };
+            let new: Vec<ObjectRecord> = records
+                .iter()
+                .filter(|r| !earlier.contains(&r.key))
+                .cloned()
+                .collect();
+            self.jobs.put_new_objects(&new).await?;
+            records.iter().map(|r| !earlier.contains(&r.key)).collect()
+        };
         let unwritten: Vec<String> = records
             .iter()
             .zip(&written)

@@ -160,6 +160,22 @@ impl JobStore for MemoryJobStore {
             .collect())
     }
 
+    /// Overwrites, as DynamoDB's unconditional batch does, but first checks the caller's
+    /// promise that none exists, so the unit tests catch a fan-out that breaks it.
+    async fn put_new_objects(&self, objects: &[ObjectRecord]) -> Result<()> {
+        let mut inner = self.lock();
+        for object in objects {
+            let map = inner.objects.entry(object.job_id.clone()).or_default();
+            if map.insert(object.key.clone(), object.clone()).is_some() {
+                return Err(Error::Internal(format!(
+                    "put_new_objects overwrote {} of job {}",
+                    object.key, object.job_id
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn get_objects(
         &self,
         job_id: &str,

@@ -321,7 +321,7 @@ pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&config)
 }
 
-/// A job store on a fresh, uniquely named table (keys, `by-object` GSI, stream, TTL).
+/// A job store on a fresh, uniquely named table (keys, `active-jobs` GSI, stream, TTL).
 pub async fn job_store() -> shared::adapters::dynamodb::DynamoJobStore {
     let store = shared::adapters::dynamodb::DynamoJobStore::new(
         dynamodb_client().await,

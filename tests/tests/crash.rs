@@ -175,11 +175,6 @@ impl JobStore for KillJobs {
         let call = self.0.advance_cursor(job_id, owner, commit);
         self.1.point("advance_cursor", call).await
     }
-    async fn find_pending(&self, bucket: &str, key: &str) -> shared::Result<Vec<ObjectRecord>> {
-        self.1
-            .point("find_pending", self.0.find_pending(bucket, key))
-            .await
-    }
     async fn list_objects(
         &self,
         job_id: &str,

@@ -3,9 +3,9 @@
 //! Items (`pk` / `sk`, strings):
 //! - `JOB#<id>` / `META`: the job, its fan-out cursor, planned totals, lease, notes, markers.
 //! - `JOB#<id>` / `COUNT#<nnnn>`: settled counters of one shard (ADDed by settle transactions).
-//! - `JOB#<id>` / `OBJ#<key>`: one object; while pending it carries `gsi1pk = <bucket>#<key>`
-//!   (sparse GSI `by-object`), removed when it settles.
-//! - `PROJECT#<id>` / `ACTIVE`: the project's active job (idempotent POST).
+//! - `JOB#<id>` / `OBJ#<key>`: one object (read by key: the tally knows the active jobs).
+//! - `PROJECT#<id>` / `ACTIVE`: the project's active job (idempotent POST) and its scope, with
+//!   `gsi1pk = ACTIVE` (sparse GSI `active-jobs`: only these items are in it).
 //! - `STATS#<project>` / `PATH#<prefix>`: a `/stats` answer with `ttl` and `expires_at`.
 //! - `EARLY#<bucket>#<key>` / `EVENT`: a completion event that came before its object was
 //!   recorded, with `ttl` (see `JobStore::put_early_event`).
@@ -36,10 +36,10 @@ use crate::domain::storage::{RetrievalTier, StorageClass};
 use crate::ports::JobStore;
 use crate::{Error, Result};
 
-/// Name of the sparse index from (bucket, key) to the pending objects of every job; the
-/// projects' active locks are in it too, under [`ACTIVE_INDEX_KEY`].
-pub const BY_OBJECT_INDEX: &str = "by-object";
-/// The by-object index key of every active lock (an object's key always holds a `#`).
+/// Name of the sparse index that lists the projects' active locks (under [`ACTIVE_INDEX_KEY`]),
+/// so the tally and the sweeper find the active jobs with one Query and no Scan.
+pub const ACTIVE_JOBS_INDEX: &str = "active-jobs";
+/// The index key every active lock carries.
 const ACTIVE_INDEX_KEY: &str = "ACTIVE";
 /// Objects per settle transaction: with their job's counter, one below DynamoDB's 100 items.
 const SETTLE_BATCH: usize = 99;
@@ -72,7 +72,7 @@ impl DynamoJobStore {
         &self.table
     }
 
-    /// Creates the table (keys, `by-object` GSI, stream, TTL) unless it exists: for the local
+    /// Creates the table (keys, `active-jobs` GSI, stream, TTL) unless it exists: for the local
     /// runner and tests; production tables come from the SAM template.
     pub async fn ensure_table(&self) -> Result<()> {
         let key = |name: &str, kind: KeyType| {
@@ -90,7 +90,7 @@ impl DynamoJobStore {
                 .map_err(internal)
         };
         let gsi = GlobalSecondaryIndex::builder()
-            .index_name(BY_OBJECT_INDEX)
+            .index_name(ACTIVE_JOBS_INDEX)
             .key_schema(key("gsi1pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
             .projection(
@@ -265,8 +265,7 @@ impl DynamoJobStore {
         Ok(())
     }
 
-    /// The conditional write that settles one object (still pending, same bucket) and takes it
-    /// out of the by-object index.
+    /// The conditional write that settles one object (still pending, same bucket).
     fn settle_update(
         &self,
         object: &ObjectRecord,
@@ -306,7 +305,7 @@ impl DynamoJobStore {
                 .expression_attribute_values(":error", s(error));
         }
         let update = update
-            .update_expression(format!("SET {} REMOVE gsi1pk", set.join(", ")))
+            .update_expression(format!("SET {}", set.join(", ")))
             .build()
             .map_err(internal)?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -434,8 +433,8 @@ fn obj_sk(key: &str) -> String {
     format!("OBJ#{key}")
 }
 
-fn gsi_key(bucket: &str, key: &str) -> String {
-    format!("{bucket}#{key}")
+fn early_pk(bucket: &str, key: &str) -> String {
+    format!("EARLY#{bucket}#{key}")
 }
 
 fn ts(t: OffsetDateTime) -> String {
@@ -709,9 +708,6 @@ fn object_to_item(object: &ObjectRecord) -> Item {
     if object.settled_at_listing {
         item.insert("settled_at_listing".into(), AttributeValue::Bool(true));
     }
-    if object.is_pending() {
-        item.insert("gsi1pk".into(), s(gsi_key(&object.bucket, &object.key)));
-    }
     item
 }
 
@@ -777,8 +773,8 @@ impl JobStore for DynamoJobStore {
                 .item("sk", s("ACTIVE"))
                 .item("job_id", s(&job.job_id))
                 .item("created_at", s(ts(job.created_at)))
-                // In the by-object index under one key, so the tally and the sweeper list the
-                // active jobs with one Query; with the scope the tally matches events against.
+                // In the active-jobs index, so the tally and the sweeper list the active jobs
+                // with one Query; with the scope the tally matches events against.
                 .item("gsi1pk", s(ACTIVE_INDEX_KEY))
                 .item("prefix", s(&job.prefix))
                 .item(
@@ -1209,36 +1205,6 @@ impl JobStore for DynamoJobStore {
         }
     }
 
-    async fn find_pending(&self, bucket: &str, key: &str) -> Result<Vec<ObjectRecord>> {
-        let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_OBJECT_INDEX)
-                .key_condition_expression("gsi1pk = :g")
-                .expression_attribute_values(":g", s(gsi_key(bucket, key)))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(upstream)?;
-            for item in out.items() {
-                let record = object_from_item(item)?;
-                if record.is_pending() {
-                    found.push(record);
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
-        found.sort_by(|a, b| a.job_id.cmp(&b.job_id));
-        Ok(found)
-    }
-
     async fn list_objects(
         &self,
         job_id: &str,
@@ -1429,10 +1395,7 @@ impl JobStore for DynamoJobStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item(
-                "pk",
-                s(format!("EARLY#{}", gsi_key(&event.bucket, &event.key))),
-            )
+            .item("pk", s(early_pk(&event.bucket, &event.key)))
             .item("sk", s("EVENT"))
             .item("bucket", s(&event.bucket))
             .item("key", s(&event.key))
@@ -1454,7 +1417,7 @@ impl JobStore for DynamoJobStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("EARLY#{}", gsi_key(bucket, key))))
+            .key("pk", s(early_pk(bucket, key)))
             .key("sk", s("EVENT"))
             .consistent_read(true)
             .send()
@@ -1497,7 +1460,7 @@ impl JobStore for DynamoJobStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name(BY_OBJECT_INDEX)
+                .index_name(ACTIVE_JOBS_INDEX)
                 .key_condition_expression("gsi1pk = :active")
                 .expression_attribute_values(":active", s(ACTIVE_INDEX_KEY))
                 .set_exclusive_start_key(start.take())

@@ -77,10 +77,6 @@ pub trait JobStore: Send + Sync {
     /// caller holds the lease and the cursor is still `commit.from` (else `Conflict`).
     async fn advance_cursor(&self, job_id: &str, owner: &str, commit: &PageCommit) -> Result<()>;
 
-    /// Pending objects (`planned`/`requested`) of every job waiting for `bucket`/`key`
-    /// (sparse index: settled objects are not in it).
-    async fn find_pending(&self, bucket: &str, key: &str) -> Result<Vec<ObjectRecord>>;
-
     /// A job's objects in key order, `limit` at a time, starting after `after`.
     async fn list_objects(
         &self,

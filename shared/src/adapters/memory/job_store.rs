@@ -291,19 +291,6 @@ impl JobStore for MemoryJobStore {
         Ok(())
     }
 
-    async fn find_pending(&self, bucket: &str, key: &str) -> Result<Vec<ObjectRecord>> {
-        let inner = self.lock();
-        let mut found: Vec<ObjectRecord> = inner
-            .objects
-            .values()
-            .filter_map(|m| m.get(key))
-            .filter(|o| o.bucket == bucket && o.is_pending())
-            .cloned()
-            .collect();
-        found.sort_by(|a, b| a.job_id.cmp(&b.job_id));
-        Ok(found)
-    }
-
     async fn list_objects(
         &self,
         job_id: &str,

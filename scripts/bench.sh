@@ -32,9 +32,14 @@ fi
 scripts/emulator.sh install >/dev/null
 
 functions="restore-api restore-fanout restore-events restore-finalizer restore-sweeper"
-packages="-p restore-bench -p restore-worker"
-for f in $functions; do packages="$packages -p $f"; done
-echo "bench: building the harness, the functions and the worker (release)" >&2
+# Build only what the chosen sections run: the harness always, the worker for `copy`, the
+# functions for `coldstart` and `size` (each a fat-LTO release link, minutes on 2 cores).
+packages="-p restore-bench"
+case " $sections " in *" copy "*) packages="$packages -p restore-worker" ;; esac
+case " $sections " in
+  *" coldstart "*|*" size "*) for f in $functions; do packages="$packages -p $f"; done ;;
+esac
+echo "bench: building in release:${packages//-p /}" >&2
 # shellcheck disable=SC2086 # word splitting of the package list is intended
 cargo build --quiet --release $packages
 bin="$CARGO_TARGET_DIR/release"

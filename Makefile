@@ -57,7 +57,10 @@ deploy-latest: deploy ## the seed's name for deploying the current main
 bench: ## run the benchmarks (bench/sections/*.sh) and write bench/results.md
 	scripts/bench.sh
 
-.PHONY: build lint deploy deploy-latest bench
+fuzz: ## run each cargo-fuzz target FUZZ_SECONDS (default 600) on the kept corpus (nightly)
+	scripts/fuzz.sh
+
+.PHONY: build lint deploy deploy-latest bench fuzz
 
 worker-image: ## build the on-premises copy worker image (tag: $WORKER_IMAGE)
 	docker build -f worker/Dockerfile -t $${WORKER_IMAGE:-restore-worker:latest} .

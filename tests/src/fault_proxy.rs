@@ -41,8 +41,12 @@ pub enum Fault {
 #[derive(Debug, Clone)]
 pub struct FaultPlan {
     pub seed: u64,
-    /// Share of the eligible calls that fail, in per mille (50 = 5 %).
+    /// Share of the eligible S3 calls that fail, in per mille (50 = 5 %).
     pub per_mille: u64,
+    /// The same for DynamoDB: the fan-out writes records 25 per batch and the tally settles
+    /// 99 per transaction, so DynamoDB sees few calls and needs a higher share to see every
+    /// kind of fault.
+    pub dynamodb_per_mille: u64,
     /// Fail S3 calls.
     pub s3: bool,
     /// Fail DynamoDB calls.
@@ -163,11 +167,11 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     };
     let (service, operation) = classify(&request);
     let plan = shared.plan.lock().unwrap().clone();
-    let eligible = match service {
-        "S3" => plan.s3,
-        _ => plan.dynamodb,
+    let (eligible, per_mille) = match service {
+        "S3" => (plan.s3, plan.per_mille),
+        _ => (plan.dynamodb, plan.dynamodb_per_mille),
     };
-    let fault = if eligible && plan.per_mille > 0 {
+    let fault = if eligible && per_mille > 0 {
         let identity = fnv(&[
             request.method.as_bytes(),
             request.target.as_bytes(),
@@ -182,7 +186,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         };
         let roll = mix(plan.seed ^ identity ^ nth.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         // 45 % throttling, 45 % internal errors, 10 % no answer (each costs a client timeout).
-        (roll % 1000 < plan.per_mille).then_some(match (roll / 1000) % 20 {
+        (roll % 1000 < per_mille).then_some(match (roll / 1000) % 20 {
             0..=8 => Fault::Throttle,
             9..=17 => Fault::Internal,
             _ => Fault::Timeout,

@@ -306,6 +306,7 @@ pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
             fault_proxy::FaultPlan {
                 seed: 0,
                 per_mille: 0,
+                dynamodb_per_mille: 0,
                 s3: false,
                 dynamodb: false,
                 hold_s3: Duration::ZERO,

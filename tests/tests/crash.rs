@@ -318,6 +318,7 @@ async fn killed_fanout_tally_and_finalizer_resume_without_loss_or_double_countin
         FaultPlan {
             seed,
             per_mille: 0,
+            dynamodb_per_mille: 0,
             s3: false,
             dynamodb: false,
             hold_s3: Duration::ZERO,

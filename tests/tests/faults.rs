@@ -122,13 +122,19 @@ struct Restore {
     seeded: Duration,
 }
 
-fn plan(per_mille: u64) -> FaultPlan {
-    FaultPlan {
-        seed: seed(),
-        per_mille: std::env::var("FAULT_PER_MILLE")
+/// `per_mille` of the S3 calls and `dynamodb_per_mille` of the DynamoDB calls fail
+/// (`FAULT_PER_MILLE` / `FAULT_DYNAMODB_PER_MILLE` override them).
+fn plan(per_mille: u64, dynamodb_per_mille: u64) -> FaultPlan {
+    let share = |name: &str, default: u64| {
+        std::env::var(name)
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(per_mille),
+            .unwrap_or(default)
+    };
+    FaultPlan {
+        seed: seed(),
+        per_mille: share("FAULT_PER_MILLE", per_mille),
+        dynamodb_per_mille: share("FAULT_DYNAMODB_PER_MILLE", dynamodb_per_mille),
         s3: true,
         dynamodb: true,
         hold_s3: Duration::from_millis(2500),
@@ -138,7 +144,12 @@ fn plan(per_mille: u64) -> FaultPlan {
 
 /// Seeds `count` GLACIER objects under `proj/` (and some under the neighbour `proj2/`), then
 /// plans the job through the API and drives the fan-out to the end, all through the proxy.
-async fn restore(endpoint: &str, count: usize, started: Instant) -> Restore {
+async fn restore(
+    endpoint: &str,
+    count: usize,
+    dynamodb_per_mille: u64,
+    started: Instant,
+) -> Restore {
     let bucket = unique_name("faults");
     seed_bucket(endpoint, &bucket, count).await;
     let table = unique_name("jobs");
@@ -151,7 +162,7 @@ async fn restore(endpoint: &str, count: usize, started: Instant) -> Restore {
     .unwrap();
     let seeded = started.elapsed();
 
-    let proxy = FaultProxy::start(endpoint, plan(50));
+    let proxy = FaultProxy::start(endpoint, plan(50, dynamodb_per_mille));
     // S3 calls time out after 2 s (the proxy holds a "no answer" for 2.5 s); DynamoDB calls
     // only after 30 s, far above moto's slowest answer (see `FaultPlan::hold_dynamodb`).
     let s3_sdk = aws_config_at(&proxy.endpoint, SDK_ATTEMPTS, Duration::from_secs(2)).await;
@@ -293,8 +304,10 @@ impl Restore {
         }
     }
 
-    /// Calls per fault kind and service, and the faulted share.
-    fn fault_counts(&self) -> (HashMap<(&'static str, Fault), usize>, usize, f64) {
+    /// Calls per fault kind and service, the number of calls, and the faulted share of the
+    /// S3 and of the DynamoDB calls.
+    #[allow(clippy::type_complexity)]
+    fn fault_counts(&self) -> (HashMap<(&'static str, Fault), usize>, usize, (f64, f64)) {
         let calls = self.proxy.calls();
         let mut kinds = HashMap::new();
         for call in &calls {
@@ -302,8 +315,12 @@ impl Restore {
                 *kinds.entry((call.service, fault)).or_default() += 1;
             }
         }
-        let faulted: usize = kinds.values().sum();
-        (kinds, calls.len(), faulted as f64 / calls.len() as f64)
+        let share = |service: &str| {
+            let of: Vec<_> = calls.iter().filter(|c| c.service == service).collect();
+            let faulted = of.iter().filter(|c| c.fault.is_some()).count();
+            faulted as f64 / of.len().max(1) as f64
+        };
+        (kinds, calls.len(), (share("S3"), share("DynamoDB")))
     }
 
     async fn drop_table(&self) {
@@ -319,7 +336,9 @@ impl Restore {
 async fn five_thousand_objects_are_requested_exactly_once_under_five_percent_faults() {
     let started = Instant::now();
     let count = object_count();
-    let restore = restore(moto_endpoint(), count, started).await;
+    // 5 % of the S3 calls; 20 % of the far fewer DynamoDB calls (the fan-out writes 25
+    // records per batch), so that every kind of fault reaches DynamoDB too.
+    let restore = restore(moto_endpoint(), count, 200, started).await;
     let (most, bound, retries) = restore.check_fanout(count).await;
     let (kinds, calls, share) = restore.fault_counts();
     if count >= 5_000 {
@@ -331,14 +350,24 @@ async fn five_thousand_objects_are_requested_exactly_once_under_five_percent_fau
                 );
             }
         }
-        assert!((0.035..0.065).contains(&share), "fault share {share}");
+        let (s3_share, dynamodb_share) = share;
+        assert!(
+            (0.035..0.065).contains(&s3_share),
+            "S3 fault share {s3_share}"
+        );
+        assert!(
+            (0.12..0.28).contains(&dynamodb_share),
+            "DynamoDB fault share {dynamodb_share}"
+        );
     }
     eprintln!(
-        "faults: seed {}, {count} objects, {calls} calls, {:.1} % faulted {kinds:?}; \
+        "faults: seed {}, {count} objects, {calls} calls, {:.1} % of S3 and {:.1} % of \
+         DynamoDB calls faulted {kinds:?}; \
          {retries} RestoreObject retries, most attempts of one object {most} (bound {bound}); \
          API 5xx {}, fan-out invocations {} ({} failed); seeded in {:.1} s, done at {:.1} s",
         seed(),
-        share * 100.0,
+        share.0 * 100.0,
+        share.1 * 100.0,
         restore.api_errors,
         restore.invocations,
         restore.failed_invocations,
@@ -352,7 +381,8 @@ async fn five_thousand_objects_are_requested_exactly_once_under_five_percent_fau
 async fn racing_tally_writers_count_exactly_under_faults_and_finalize_once() {
     const COUNT: usize = 120;
     let started = Instant::now();
-    let restore = restore(private_moto_endpoint(), COUNT, started).await;
+    // One event per call here, so 5 % of the DynamoDB calls is plenty.
+    let restore = restore(private_moto_endpoint(), COUNT, 50, started).await;
     restore.check_fanout(COUNT).await;
     let mailer = Arc::new(MemoryMailer::new());
     let writers: Vec<Completion> = (0..2)
@@ -452,9 +482,11 @@ async fn racing_tally_writers_count_exactly_under_faults_and_finalize_once() {
     assert!(lines.iter().all(|l| l.starts_with(&prefix)));
     let (kinds, calls, share) = restore.fault_counts();
     eprintln!(
-        "tally under faults: {COUNT} objects × 2 writers, {calls} calls, {:.1} % faulted \
-         {kinds:?}; {redeliveries} redeliveries, {finalize_errors} finalize retries; {:.1} s",
-        share * 100.0,
+        "tally under faults: {COUNT} objects × 2 writers, {calls} calls, {:.1} % of S3 and \
+         {:.1} % of DynamoDB calls faulted {kinds:?}; {redeliveries} redeliveries, \
+         {finalize_errors} finalize retries; {:.1} s",
+        share.0 * 100.0,
+        share.1 * 100.0,
         started.elapsed().as_secs_f64()
     );
 }

@@ -275,6 +275,7 @@ async fn an_sqs_batch_costs_three_dynamodb_calls_and_counts_repeats_once() {
         FaultPlan {
             seed: 0,
             per_mille: 0,
+            dynamodb_per_mille: 0,
             s3: false,
             dynamodb: false,
             hold_s3: std::time::Duration::ZERO,

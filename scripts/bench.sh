@@ -6,7 +6,8 @@
 #   BENCH_SECTIONS  sections to run (default: all): fanout tally coldstart size copy
 #   BENCH_RUNS      runs per figure, the median is reported (default 3)
 #   more knobs per section: see bench/README.md
-# Fragments of sections not run this time stay from their last run and say when they ran.
+# Fragments of sections not run this time stay from their last run and say when they ran
+# (bench/out/<section>.md is tracked in git for that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

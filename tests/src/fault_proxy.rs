@@ -63,6 +63,21 @@ pub struct FaultPlan {
     pub hold_dynamodb: Duration,
 }
 
+impl FaultPlan {
+    /// No fault at all: the proxy only counts calls and isolates transactions.
+    pub fn none() -> Self {
+        FaultPlan {
+            seed: 0,
+            per_mille: 0,
+            dynamodb_per_mille: 0,
+            s3: false,
+            dynamodb: false,
+            hold_s3: Duration::ZERO,
+            hold_dynamodb: Duration::ZERO,
+        }
+    }
+}
+
 /// One call seen by the proxy.
 #[derive(Debug, Clone)]
 pub struct ProxiedCall {

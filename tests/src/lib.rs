@@ -301,18 +301,7 @@ pub fn s3_error_body(code: &str, message: &str) -> String {
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     static PROXY: OnceLock<fault_proxy::FaultProxy> = OnceLock::new();
     let proxy = PROXY.get_or_init(|| {
-        fault_proxy::FaultProxy::start(
-            moto_endpoint(),
-            fault_proxy::FaultPlan {
-                seed: 0,
-                per_mille: 0,
-                dynamodb_per_mille: 0,
-                s3: false,
-                dynamodb: false,
-                hold_s3: Duration::ZERO,
-                hold_dynamodb: Duration::ZERO,
-            },
-        )
+        fault_proxy::FaultProxy::start(moto_endpoint(), fault_proxy::FaultPlan::none())
     });
     let config = aws_config()
         .await

@@ -270,18 +270,7 @@ async fn a_store_failure_names_only_the_failed_sqs_message() {
 #[tokio::test]
 async fn an_sqs_batch_costs_three_dynamodb_calls_and_counts_repeats_once() {
     use integration_tests::fault_proxy::{FaultPlan, FaultProxy};
-    let proxy = FaultProxy::start(
-        integration_tests::moto_endpoint(),
-        FaultPlan {
-            seed: 0,
-            per_mille: 0,
-            dynamodb_per_mille: 0,
-            s3: false,
-            dynamodb: false,
-            hold_s3: std::time::Duration::ZERO,
-            hold_dynamodb: std::time::Duration::ZERO,
-        },
-    );
+    let proxy = FaultProxy::start(integration_tests::moto_endpoint(), FaultPlan::none());
     let store = Arc::new(DynamoJobStore::new(
         aws_sdk_dynamodb::Client::new(
             &integration_tests::aws_config_at(

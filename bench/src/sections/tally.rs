@@ -80,7 +80,10 @@ async fn one_run(knobs: &Knobs, proxy: &proxy::Proxy, run: usize) -> Result<RunR
         aws_sdk_dynamodb::Client::new(&sdk),
         table.clone(),
     );
-    create_table_without_stream(&aws_sdk_dynamodb::Client::new(&sdk), &table).await?;
+    // moto keeps every stream record in memory and its TransactWriteItems deep-copies the whole
+    // table, records included: with a stream a 10,000-event tally grew moto past 19 GB and
+    // stalled. The tally does not read the stream (the finalizer does).
+    store.ensure_table_without_stream().await.map_err(err)?;
 
     let duplicates = knobs.events * knobs.duplicate_percent / 100;
     let unique = knobs.events - duplicates;
@@ -224,59 +227,6 @@ async fn one_run(knobs: &Knobs, proxy: &proxy::Proxy, run: usize) -> Result<RunR
         by_operation,
         updates_per_s: knobs.events as f64 / baseline.as_secs_f64(),
     })
-}
-
-/// The jobs table as `DynamoJobStore::ensure_table` creates it, but without its stream: moto
-/// keeps every stream record in memory and its `TransactWriteItems` deep-copies the whole table,
-/// records included, so with a stream a 10,000-event tally grew moto past 19 GB and stalled.
-/// The tally does not read the stream (the finalizer does), so the measured path is the same.
-async fn create_table_without_stream(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> Result<(), String> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType,
-    };
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .map_err(|e| e.to_string())
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(|e| e.to_string())
-    };
-    let index = GlobalSecondaryIndex::builder()
-        .index_name(shared::adapters::dynamodb::ACTIVE_JOBS_INDEX)
-        .key_schema(key("gsi1pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .map_err(|e| e.to_string())?;
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("sk")?)
-        .attribute_definitions(attr("gsi1pk")?)
-        .global_secondary_indexes(index)
-        .send()
-        .await
-        .map_err(|e| format!("create table {table}: {e:?}"))?;
-    Ok(())
 }
 
 /// Object items of the job in state `restored` (read back one by one, not from the counters).

@@ -75,6 +75,17 @@ impl DynamoJobStore {
     /// Creates the table (keys, `active-jobs` GSI, stream, TTL) unless it exists: for the local
     /// runner and tests; production tables come from the SAM template.
     pub async fn ensure_table(&self) -> Result<()> {
+        self.create_table(true).await
+    }
+
+    /// [`Self::ensure_table`] without the stream, for benchmarks on moto, which keeps every
+    /// stream record in memory and deep-copies them in each transaction. Nothing that needs the
+    /// stream (finalizer, early events from inserts) works on such a table.
+    pub async fn ensure_table_without_stream(&self) -> Result<()> {
+        self.create_table(false).await
+    }
+
+    async fn create_table(&self, stream: bool) -> Result<()> {
         let key = |name: &str, kind: KeyType| {
             KeySchemaElement::builder()
                 .attribute_name(name)
@@ -111,12 +122,16 @@ impl DynamoJobStore {
             .attribute_definitions(attr("sk")?)
             .attribute_definitions(attr("gsi1pk")?)
             .global_secondary_indexes(gsi)
-            .stream_specification(
-                StreamSpecification::builder()
-                    .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewAndOldImages)
-                    .build()
-                    .map_err(internal)?,
+            .set_stream_specification(
+                stream
+                    .then(|| {
+                        StreamSpecification::builder()
+                            .stream_enabled(true)
+                            .stream_view_type(StreamViewType::NewAndOldImages)
+                            .build()
+                            .map_err(internal)
+                    })
+                    .transpose()?,
             )
             .send()
             .await;

@@ -127,6 +127,10 @@ impl JobStore for KillJobs {
         let call = self.0.acquire_lease(job_id, owner, now, until);
         self.1.point("acquire_lease", call).await
     }
+    async fn begin_next_page(&self, job_id: &str, owner: &str, page: u64) -> shared::Result<bool> {
+        let call = self.0.begin_next_page(job_id, owner, page);
+        self.1.point("begin_next_page", call).await
+    }
     async fn release_lease(&self, job_id: &str, owner: &str) -> shared::Result<()> {
         let call = self.0.release_lease(job_id, owner);
         self.1.point("release_lease", call).await

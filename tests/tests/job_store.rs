@@ -463,6 +463,76 @@ async fn lease_and_cursor(store: &dyn JobStore, tag: &str) {
     );
 }
 
+/// A page begun ahead of the cursor (listed and recorded while the cursor's page is still being
+/// requested) is reported as a replay to whoever reaches it after the invocation that began
+/// it died, before or after committing the cursor's page.
+async fn pages_begun_ahead(store: &dyn JobStore, tag: &str) {
+    let j = job(&format!("a-{tag}"), &format!("pa-{tag}"));
+    store.create_job(&j).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let acquire = |owner: &'static str, at: OffsetDateTime| {
+        let id = j.job_id.clone();
+        async move {
+            match store
+                .acquire_lease(&id, owner, at, at + Duration::seconds(30))
+                .await
+                .unwrap()
+            {
+                LeaseOutcome::Acquired { replay, .. } => replay,
+                other => panic!("{owner} should get the lease, got {other:?}"),
+            }
+        }
+    };
+    assert!(
+        !acquire("w1", now).await,
+        "page 0 starts for the first time"
+    );
+    // Only the lease holder, and only the page right after the cursor's.
+    let refused = store.begin_next_page(&j.job_id, "w9", 1).await.unwrap_err();
+    assert_eq!(refused.code(), "cursor_moved");
+    let refused = store.begin_next_page(&j.job_id, "w1", 2).await.unwrap_err();
+    assert_eq!(refused.code(), "cursor_moved");
+    assert!(!store.begin_next_page(&j.job_id, "w1", 1).await.unwrap());
+    assert!(
+        store.begin_next_page(&j.job_id, "w1", 1).await.unwrap(),
+        "begun twice: its records may exist"
+    );
+    // w1 dies before committing page 0: page 0 is replayed, and page 1 too once reached.
+    let later = now + Duration::seconds(31);
+    assert!(acquire("w2", later).await, "page 0 was started by w1");
+    assert!(
+        store.begin_next_page(&j.job_id, "w2", 1).await.unwrap(),
+        "page 1 was begun ahead by w1"
+    );
+    let to = Cursor {
+        bucket_index: 0,
+        token: Some("tok-1".into()),
+        page: 1,
+        listing_done: false,
+    };
+    store
+        .advance_cursor(
+            &j.job_id,
+            "w2",
+            &PageCommit {
+                from: Cursor::default(),
+                to: to.clone(),
+                add: PlanTotals::default(),
+                notes: Vec::new(),
+                keep_lease: Some(later + Duration::seconds(30)),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!store.begin_next_page(&j.job_id, "w2", 2).await.unwrap());
+    // w2 dies after committing page 0, with page 2 begun ahead of page 1: both are replays.
+    let much_later = later + Duration::seconds(31);
+    assert!(acquire("w3", much_later).await, "page 1 was begun ahead");
+    assert!(store.begin_next_page(&j.job_id, "w3", 2).await.unwrap());
+    let view = store.get_job(&j.job_id).await.unwrap().unwrap();
+    assert_eq!(view.job.cursor, to);
+}
+
 async fn stats_roundtrip(store: &dyn JobStore, tag: &str) {
     let stats = StatsRecord {
         project_id: format!("s-{tag}"),
@@ -512,6 +582,16 @@ async fn dynamodb_lease_and_cursor_are_conditional() {
 #[tokio::test]
 async fn memory_lease_and_cursor_are_conditional() {
     lease_and_cursor(&MemoryJobStore::new(), "m").await;
+}
+
+#[tokio::test]
+async fn dynamodb_pages_begun_ahead_are_replays() {
+    pages_begun_ahead(&integration_tests::job_store().await, "d").await;
+}
+
+#[tokio::test]
+async fn memory_pages_begun_ahead_are_replays() {
+    pages_begun_ahead(&MemoryJobStore::new(), "m").await;
 }
 
 #[tokio::test]

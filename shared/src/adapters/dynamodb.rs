@@ -545,10 +545,13 @@ fn get_list(item: &Item, name: &str) -> Vec<String> {
 }
 
 fn get_u64(item: &Item, name: &str) -> u64 {
+    opt_u64(item, name).unwrap_or(0)
+}
+
+fn opt_u64(item: &Item, name: &str) -> Option<u64> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn opt_time(item: &Item, name: &str) -> Option<OffsetDateTime> {
@@ -921,11 +924,9 @@ impl JobStore for DynamoJobStore {
                     .attributes
                     .ok_or_else(|| Error::Internal("lease update returned no item".into()))?;
                 let job = job_from_item(&item)?;
-                let replay = item
-                    .get("started_page")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    == Some(job.cursor.page);
+                let page = Some(job.cursor.page);
+                let replay = opt_u64(&item, "started_page") == page
+                    || opt_u64(&item, "started_ahead") == page;
                 Ok(LeaseOutcome::Acquired {
                     job: Box::new(job),
                     replay,
@@ -947,6 +948,29 @@ impl JobStore for DynamoJobStore {
                     OffsetDateTime::from_unix_timestamp_nanos(until_ms * 1_000_000).unwrap_or(now);
                 Ok(LeaseOutcome::Busy(until))
             }
+            Err(err) => Err(upstream(err)),
+        }
+    }
+
+    async fn begin_next_page(&self, job_id: &str, owner: &str, page: u64) -> Result<bool> {
+        let result = self
+            .update_meta(job_id)
+            .update_expression("SET started_page = cur_page, started_ahead = :page")
+            .condition_expression("lease_owner = :me AND cur_page = :at")
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":at", n(page.saturating_sub(1)))
+            .expression_attribute_values(":page", n(page))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .attributes
+                .is_some_and(|item| opt_u64(&item, "started_ahead") == Some(page))),
+            Err(err) if is_conditional(&err) => Err(Error::conflict(
+                "cursor_moved",
+                "fan-out lease lost or cursor moved",
+            )),
             Err(err) => Err(upstream(err)),
         }
     }

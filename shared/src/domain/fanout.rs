@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 use super::job::{
     shard_of, Cursor, Job, LeaseOutcome, ObjectRecord, PageCommit, PlanTotals, Settlement,
@@ -124,6 +125,13 @@ pub struct Fanout {
     limiter: RateLimiter,
 }
 
+/// A page listed and recorded, waiting for its RestoreObject calls and its commit.
+struct PreparedPage {
+    /// The commit once requested (fallback notes of the requests are added then).
+    commit: PageCommit,
+    candidates: Vec<Candidate>,
+}
+
 /// What one object of a page needs after recording.
 struct Candidate {
     record: ObjectRecord,
@@ -153,40 +161,70 @@ impl Fanout {
 
     /// Processes pages of the job until the listing is done or `deadline` is near, holding the
     /// lease; returns without work when another invocation holds it.
+    ///
+    /// Pages overlap: while one page's RestoreObject calls run, the next page is listed and
+    /// recorded (begun ahead under the lease, [`JobStore::begin_next_page`], so a crash replays
+    /// it as a page with records). It is only begun when a page's time still fits before the
+    /// deadline, and a page begun is always requested and committed before returning.
     pub async fn run(&self, job_id: &str, deadline: Instant) -> Result<RunOutcome> {
         let owner = uuid::Uuid::now_v7().to_string();
         let mut holding = false;
+        let mut ahead: Option<(Job, PreparedPage)> = None;
+        let mut last_page = Duration::ZERO;
         loop {
-            if Instant::now() >= deadline {
-                if holding {
-                    self.jobs.release_lease(job_id, &owner).await?;
-                }
-                return Ok(RunOutcome::OutOfTime);
-            }
-            let now = OffsetDateTime::now_utc();
-            let (job, replay) = match self
-                .jobs
-                .acquire_lease(job_id, &owner, now, now + self.settings.lease)
-                .await?
-            {
-                LeaseOutcome::Acquired { job, replay } => {
-                    if replay {
-                        tracing::warn!(
-                            job_id,
-                            page = job.cursor.page,
-                            "replaying a page an earlier invocation did not commit"
-                        );
+            let began = Instant::now();
+            let (job, prepared) = match ahead.take() {
+                Some(ready) => ready,
+                None => {
+                    if began >= deadline {
+                        if holding {
+                            self.jobs.release_lease(job_id, &owner).await?;
+                        }
+                        return Ok(RunOutcome::OutOfTime);
                     }
-                    (*job, replay)
+                    let now = OffsetDateTime::now_utc();
+                    let (job, replay) = match self
+                        .jobs
+                        .acquire_lease(job_id, &owner, now, now + self.settings.lease)
+                        .await?
+                    {
+                        LeaseOutcome::Acquired { job, replay } => {
+                            if replay {
+                                tracing::warn!(
+                                    job_id,
+                                    page = job.cursor.page,
+                                    "replaying a page an earlier invocation did not commit"
+                                );
+                            }
+                            (*job, replay)
+                        }
+                        LeaseOutcome::Busy(until) => return Ok(RunOutcome::Busy(until)),
+                        LeaseOutcome::Done if holding => return Ok(RunOutcome::ListingDone),
+                        LeaseOutcome::Done => return Ok(RunOutcome::NothingToDo),
+                    };
+                    holding = true;
+                    let prepared = self.prepare(&job, replay).await?;
+                    (job, prepared)
                 }
-                LeaseOutcome::Busy(until) => return Ok(RunOutcome::Busy(until)),
-                LeaseOutcome::Done if holding => return Ok(RunOutcome::ListingDone),
-                LeaseOutcome::Done => return Ok(RunOutcome::NothingToDo),
             };
-            holding = true;
-            let span = tracing::info_span!("fanout_page", job_id, page = job.cursor.page);
-            let _enter = span.enter();
-            let commit = self.page(&job, replay).await?;
+            let page = job.cursor.page;
+            let to = prepared.commit.to.clone();
+            let look_ahead = !to.listing_done && Instant::now() + last_page < deadline;
+            let (commit, next) = tokio::join!(
+                self.request(&job, prepared).instrument(tracing::info_span!(
+                    "fanout_page",
+                    job_id,
+                    page
+                )),
+                async {
+                    if look_ahead {
+                        Some(self.prepare_next(&job, &owner, &to).await)
+                    } else {
+                        None
+                    }
+                }
+            );
+            let commit = commit?;
             let done = commit.to.listing_done;
             let commit = PageCommit {
                 keep_lease: (!done).then(|| OffsetDateTime::now_utc() + self.settings.lease),
@@ -204,6 +242,8 @@ impl Fanout {
             if done {
                 return Ok(RunOutcome::ListingDone);
             }
+            ahead = next.transpose()?;
+            last_page = began.elapsed();
         }
     }
 
@@ -225,20 +265,24 @@ impl Fanout {
         }
     }
 
-    /// Lists, records and requests one page; returns the commit to apply (without lease).
-    /// `replay`: an earlier invocation began this page, so its records may exist.
-    async fn page(&self, job: &Job, replay: bool) -> Result<PageCommit> {
+    /// Lists and records the page at `job.cursor` (steps 1–3): what is left is to request its
+    /// candidates and commit. `replay`: an earlier invocation began this page, so its records
+    /// may exist.
+    async fn prepare(&self, job: &Job, replay: bool) -> Result<PreparedPage> {
         let cursor = &job.cursor;
         let Some(bucket) = job.buckets.get(cursor.bucket_index as usize) else {
-            return Ok(PageCommit {
-                from: cursor.clone(),
-                to: Cursor {
-                    bucket_index: cursor.bucket_index,
-                    token: None,
-                    page: cursor.page + 1,
-                    listing_done: true,
+            return Ok(PreparedPage {
+                commit: PageCommit {
+                    from: cursor.clone(),
+                    to: Cursor {
+                        bucket_index: cursor.bucket_index,
+                        token: None,
+                        page: cursor.page + 1,
+                        listing_done: true,
+                    },
+                    ..Default::default()
                 },
-                ..Default::default()
+                candidates: Vec::new(),
             });
         };
         let listing = self
@@ -403,11 +447,28 @@ impl Fanout {
             }
         }
 
+        Ok(PreparedPage {
+            commit: PageCommit {
+                from: cursor.clone(),
+                to: next,
+                add,
+                notes: notes.into_iter().collect(),
+                keep_lease: None,
+            },
+            candidates,
+        })
+    }
+
+    /// Requests a prepared page's candidates (step 4); returns the commit to apply (without
+    /// lease), with the fallback notes the requests added.
+    async fn request(&self, job: &Job, page: PreparedPage) -> Result<PageCommit> {
+        let PreparedPage { commit, candidates } = page;
         let results: Vec<Result<(Option<String>, Option<ObjectRecord>)>> = stream::iter(candidates)
             .map(|candidate| self.request_one(job, candidate))
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
+        let mut notes: BTreeSet<String> = commit.notes.iter().cloned().collect();
         let mut to_mark = Vec::new();
         for result in results {
             let (note, mark) = result?;
@@ -418,12 +479,29 @@ impl Fanout {
             self.jobs.mark_requested(&job.job_id, &to_mark).await?;
         }
         Ok(PageCommit {
-            from: cursor.clone(),
-            to: next,
-            add,
             notes: notes.into_iter().collect(),
-            keep_lease: None,
+            ..commit
         })
+    }
+
+    /// Begins the page after `job`'s cursor ahead of time (under `owner`'s lease) and prepares
+    /// it; returns the job as it will be once the cursor's page is committed.
+    async fn prepare_next(
+        &self,
+        job: &Job,
+        owner: &str,
+        to: &Cursor,
+    ) -> Result<(Job, PreparedPage)> {
+        let replay = self
+            .jobs
+            .begin_next_page(&job.job_id, owner, to.page)
+            .await?;
+        let next = Job {
+            cursor: to.clone(),
+            ..job.clone()
+        };
+        let prepared = self.prepare(&next, replay).await?;
+        Ok((next, prepared))
     }
 
     /// Issues (or, on a replay, first checks) one object's restore and settles what is final.
@@ -912,6 +990,82 @@ mod tests {
         for o in jobs.objects(&job.job_id) {
             assert_eq!(o.state, ObjectState::Requested, "{o:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_page_begun_ahead_is_replayed_after_a_crash() {
+        let s3 = Arc::new(MemoryObjectStore::new());
+        let jobs = Arc::new(MemoryJobStore::new());
+        for i in 0..6 {
+            s3.add_object("a", &format!("p/{i}"), 1, StorageClass::Glacier);
+        }
+        let job = start(&jobs, &["a"], RetrievalTier::Bulk).await;
+        let records = |listed: &[ListedObject]| -> Vec<ObjectRecord> {
+            listed
+                .iter()
+                .map(|o| {
+                    record_for(
+                        &job,
+                        o,
+                        &o.classify(RetrievalTier::Bulk, RestorePolicy::default()),
+                    )
+                })
+                .collect()
+        };
+        // A dead invocation: it recorded page 0 and asked S3 for one of its objects, while it
+        // began page 1 ahead and recorded it; then it died before committing page 0.
+        let now = OffsetDateTime::now_utc();
+        jobs.acquire_lease(&job.job_id, "dead", now, now)
+            .await
+            .unwrap();
+        let first = s3.list_page("a", "p/", None, 3).await.unwrap();
+        jobs.put_objects(&records(&first.objects)).await.unwrap();
+        let params = match first.objects[0].classify(RetrievalTier::Bulk, RestorePolicy::default())
+        {
+            Classification::Restore(plan) => plan.params,
+            other => panic!("{other:?}"),
+        };
+        s3.request_restore(&first.objects[0].object_ref(), params)
+            .await
+            .unwrap();
+        assert!(!jobs.begin_next_page(&job.job_id, "dead", 1).await.unwrap());
+        let second = s3
+            .list_page("a", "p/", first.next.as_deref(), 3)
+            .await
+            .unwrap();
+        let ahead = records(&second.objects);
+        jobs.put_new_objects(&ahead).await.unwrap();
+        // An event settled one of page 1's objects meanwhile (restored by someone else).
+        let settlement = Settlement {
+            state: ObjectState::Restored,
+            expiry: None,
+            error: None,
+        };
+        assert!(jobs.settle(&ahead[0], &settlement).await.unwrap());
+
+        let fanout = Fanout::new(s3.clone(), jobs.clone(), settings());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        assert_eq!(
+            fanout.run(&job.job_id, deadline).await.unwrap(),
+            RunOutcome::ListingDone
+        );
+        // Page 1 was known as begun: its settled record was neither reset nor asked again.
+        assert_eq!(
+            state_of(&jobs, &job.job_id, &ahead[0].key).state,
+            ObjectState::Restored
+        );
+        assert_eq!(s3.restore_requests("a", &ahead[0].key), 0);
+        for i in 1..6 {
+            assert_eq!(
+                s3.restore_requests("a", &format!("p/{i}")),
+                (i != 3) as usize,
+                "p/{i}"
+            );
+        }
+        assert_eq!(s3.restore_requests("a", "p/0"), 1);
+        let v = view(&jobs, &job.job_id).await;
+        assert_eq!(v.job.totals.objects, 6);
+        assert_eq!(v.restored(), 1);
     }
 
     #[tokio::test]

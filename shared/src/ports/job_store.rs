@@ -34,6 +34,13 @@ pub trait JobStore: Send + Sync {
         until: OffsetDateTime,
     ) -> Result<LeaseOutcome>;
 
+    /// Notes `page` (the one after the cursor's, listed ahead while the cursor's page is still
+    /// being requested) as started, under the caller's lease, and the cursor's page as started
+    /// too (it may itself have been begun ahead); true when an earlier invocation had started
+    /// `page` already (a replay: its records may exist). `Conflict` when the lease is no longer
+    /// the caller's or the cursor is not at `page - 1`.
+    async fn begin_next_page(&self, job_id: &str, owner: &str, page: u64) -> Result<bool>;
+
     /// Gives the lease back without moving the cursor (no-op when not ours).
     async fn release_lease(&self, job_id: &str, owner: &str) -> Result<()>;
 

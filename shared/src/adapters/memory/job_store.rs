@@ -22,6 +22,8 @@ struct Inner {
     leases: HashMap<String, (String, OffsetDateTime)>,
     /// job id → page last started under a lease.
     started: HashMap<String, u64>,
+    /// job id → page last started ahead of the cursor ([`JobStore::begin_next_page`]).
+    started_ahead: HashMap<String, u64>,
     active: HashMap<String, String>,
     /// job id → key → object.
     objects: HashMap<String, BTreeMap<String, ObjectRecord>>,
@@ -128,12 +130,27 @@ impl JobStore for MemoryJobStore {
         inner
             .leases
             .insert(job_id.to_string(), (owner.to_string(), until));
-        let replay =
-            inner.started.insert(job_id.to_string(), job.cursor.page) == Some(job.cursor.page);
+        let page = job.cursor.page;
+        let replay = inner.started.insert(job_id.to_string(), page) == Some(page)
+            || inner.started_ahead.get(job_id) == Some(&page);
         Ok(LeaseOutcome::Acquired {
             job: Box::new(job),
             replay,
         })
+    }
+
+    async fn begin_next_page(&self, job_id: &str, owner: &str, page: u64) -> Result<bool> {
+        let mut inner = self.lock();
+        let holds = inner.leases.get(job_id).is_some_and(|(h, _)| h == owner);
+        let at = inner.jobs.get(job_id).map(|j| j.cursor.page);
+        let Some(at) = at.filter(|at| holds && at + 1 == page) else {
+            return Err(Error::conflict(
+                "cursor_moved",
+                "fan-out lease lost or cursor moved",
+            ));
+        };
+        inner.started.insert(job_id.to_string(), at);
+        Ok(inner.started_ahead.insert(job_id.to_string(), page) == Some(page))
     }
 
     async fn release_lease(&self, job_id: &str, owner: &str) -> Result<()> {

@@ -19,6 +19,10 @@
 //! 5. the cursor advances with a condition on its old value and on the lease, adding the page's
 //!    totals: counted once, however often the page was replayed.
 //!
+//! While one page's requests (step 4) run, the page before it is committed (step 5) and the
+//! next page goes through steps 1–3, begun ahead under the lease so that a crash replays it
+//! like any page with records.
+//!
 //! So a killed invocation loses no object (the cursor did not move, the page is replayed) and
 //! requests none twice (recorded states and HeadObject tell what was already asked).
 
@@ -125,11 +129,20 @@ pub struct Fanout {
     limiter: RateLimiter,
 }
 
+/// Fresh records written per step when a page's requests wait for them, and such steps in
+/// flight (the DynamoDB adapter writes 25 per BatchWriteItem, so 100 is four of them).
+const RECORD_CHUNK: usize = 100;
+const RECORD_CHUNKS_IN_FLIGHT: usize = 4;
+
 /// A page listed and recorded, waiting for its RestoreObject calls and its commit.
 struct PreparedPage {
     /// The commit once requested (fallback notes of the requests are added then).
     commit: PageCommit,
     candidates: Vec<Candidate>,
+    /// Fresh records not written yet: [`Fanout::request`] writes them in chunks and asks for a
+    /// chunk's candidates as soon as the chunk is recorded (a run's first page has no earlier
+    /// page to hide its writes behind).
+    unrecorded: Vec<ObjectRecord>,
 }
 
 /// What one object of a page needs after recording.
@@ -162,20 +175,28 @@ impl Fanout {
     /// Processes pages of the job until the listing is done or `deadline` is near, holding the
     /// lease; returns without work when another invocation holds it.
     ///
-    /// Pages overlap: while one page's RestoreObject calls run, the next page is listed and
-    /// recorded (begun ahead under the lease, [`JobStore::begin_next_page`], so a crash replays
-    /// it as a page with records). It is only begun when a page's time still fits before the
-    /// deadline, and a page begun is always requested and committed before returning.
+    /// Pages overlap: while one page's RestoreObject calls run, the page before it is committed
+    /// and the page after it is listed and recorded (begun ahead under the lease,
+    /// [`JobStore::begin_next_page`], so a crash replays it as a page with records). A page is
+    /// begun ahead only when a page's time still fits before the deadline, and every page begun
+    /// is requested and committed before returning.
     pub async fn run(&self, job_id: &str, deadline: Instant) -> Result<RunOutcome> {
         let owner = uuid::Uuid::now_v7().to_string();
         let mut holding = false;
+        // The page listed and recorded ahead, and the page requested but not yet committed.
         let mut ahead: Option<(Job, PreparedPage)> = None;
+        let mut requested: Option<PageCommit> = None;
         let mut last_page = Duration::ZERO;
         loop {
             let began = Instant::now();
             let (job, prepared) = match ahead.take() {
                 Some(ready) => ready,
                 None => {
+                    if let Some(commit) = requested.take() {
+                        if self.commit(job_id, &owner, commit).await? {
+                            return Ok(RunOutcome::ListingDone);
+                        }
+                    }
                     if began >= deadline {
                         if holding {
                             self.jobs.release_lease(job_id, &owner).await?;
@@ -203,48 +224,57 @@ impl Fanout {
                         LeaseOutcome::Done => return Ok(RunOutcome::NothingToDo),
                     };
                     holding = true;
-                    let prepared = self.prepare(&job, replay).await?;
+                    let prepared = self.prepare(&job, replay, false).await?;
                     (job, prepared)
                 }
             };
             let page = job.cursor.page;
             let to = prepared.commit.to.clone();
             let look_ahead = !to.listing_done && Instant::now() + last_page < deadline;
-            let (commit, next) = tokio::join!(
+            let previous = requested.take();
+            let (this, next) = tokio::join!(
                 self.request(&job, prepared).instrument(tracing::info_span!(
                     "fanout_page",
                     job_id,
                     page
                 )),
                 async {
+                    // The page before this one has all its answers: commit it, which moves the
+                    // cursor to this page, then begin the next one.
+                    if let Some(previous) = previous {
+                        self.commit(job_id, &owner, previous).await?;
+                    }
                     if look_ahead {
-                        Some(self.prepare_next(&job, &owner, &to).await)
+                        self.prepare_next(&job, &owner, &to).await.map(Some)
                     } else {
-                        None
+                        Ok(None)
                     }
                 }
             );
-            let commit = commit?;
-            let done = commit.to.listing_done;
-            let commit = PageCommit {
-                keep_lease: (!done).then(|| OffsetDateTime::now_utc() + self.settings.lease),
-                ..commit
-            };
-            self.jobs.advance_cursor(job_id, &owner, &commit).await?;
-            tracing::info!(
-                job_id,
-                page = commit.to.page,
-                objects = commit.add.objects,
-                to_restore = commit.add.to_restore,
-                listing_done = done,
-                "page committed"
-            );
-            if done {
-                return Ok(RunOutcome::ListingDone);
-            }
-            ahead = next.transpose()?;
+            requested = Some(this?);
+            ahead = next?;
             last_page = began.elapsed();
         }
+    }
+
+    /// Commits a page whose requests were all answered (step 5), keeping the lease while the
+    /// listing goes on; true when this was the last page.
+    async fn commit(&self, job_id: &str, owner: &str, commit: PageCommit) -> Result<bool> {
+        let done = commit.to.listing_done;
+        let commit = PageCommit {
+            keep_lease: (!done).then(|| OffsetDateTime::now_utc() + self.settings.lease),
+            ..commit
+        };
+        self.jobs.advance_cursor(job_id, owner, &commit).await?;
+        tracing::info!(
+            job_id,
+            page = commit.to.page,
+            objects = commit.add.objects,
+            to_restore = commit.add.to_restore,
+            listing_done = done,
+            "page committed"
+        );
+        Ok(done)
     }
 
     /// Like [`Self::run`], but waits out another holder's lease (polling every `poll`), so a
@@ -268,7 +298,7 @@ impl Fanout {
     /// Lists and records the page at `job.cursor` (steps 1–3): what is left is to request its
     /// candidates and commit. `replay`: an earlier invocation began this page, so its records
     /// may exist.
-    async fn prepare(&self, job: &Job, replay: bool) -> Result<PreparedPage> {
+    async fn prepare(&self, job: &Job, replay: bool, record_now: bool) -> Result<PreparedPage> {
         let cursor = &job.cursor;
         let Some(bucket) = job.buckets.get(cursor.bucket_index as usize) else {
             return Ok(PreparedPage {
@@ -283,6 +313,7 @@ impl Fanout {
                     ..Default::default()
                 },
                 candidates: Vec::new(),
+                unrecorded: Vec::new(),
             });
         };
         let listing = self
@@ -326,6 +357,7 @@ impl Fanout {
             .iter()
             .map(|(o, class)| record_for(job, o, class))
             .collect();
+        let mut unrecorded = Vec::new();
         let written = if replay {
             self.jobs.put_objects(&records).await?
         } else {
@@ -349,7 +381,11 @@ impl Fanout {
                 .filter(|r| !earlier.contains(&r.key))
                 .cloned()
                 .collect();
-            self.jobs.put_new_objects(&new).await?;
+            if record_now {
+                self.jobs.put_new_objects(&new).await?;
+            } else {
+                unrecorded = new;
+            }
             records.iter().map(|r| !earlier.contains(&r.key)).collect()
         };
         let unwritten: Vec<String> = records
@@ -456,15 +492,46 @@ impl Fanout {
                 keep_lease: None,
             },
             candidates,
+            unrecorded,
         })
     }
 
     /// Requests a prepared page's candidates (step 4); returns the commit to apply (without
     /// lease), with the fallback notes the requests added.
     async fn request(&self, job: &Job, page: PreparedPage) -> Result<PageCommit> {
-        let PreparedPage { commit, candidates } = page;
-        let results: Vec<Result<(Option<String>, Option<ObjectRecord>)>> = stream::iter(candidates)
-            .map(|candidate| self.request_one(job, candidate))
+        let PreparedPage {
+            commit,
+            candidates,
+            unrecorded,
+        } = page;
+        // A candidate is asked for only once its record is written: the record is the "about
+        // to ask" marker a replay relies on.
+        let mut waiting: HashMap<String, Candidate> = HashMap::new();
+        let mut ready = Vec::new();
+        let unrecorded_keys: BTreeSet<&str> = unrecorded.iter().map(|r| r.key.as_str()).collect();
+        for candidate in candidates {
+            if unrecorded_keys.contains(candidate.record.key.as_str()) {
+                waiting.insert(candidate.record.key.clone(), candidate);
+            } else {
+                ready.push(Ok(candidate));
+            }
+        }
+        let chunks: Vec<_> = unrecorded
+            .chunks(RECORD_CHUNK)
+            .map(|chunk| {
+                let asks = chunk
+                    .iter()
+                    .filter_map(|r| waiting.remove(&r.key))
+                    .collect();
+                self.record_then(chunk, asks)
+            })
+            .collect();
+        let recorded = stream::iter(chunks)
+            .buffered(RECORD_CHUNKS_IN_FLIGHT)
+            .flat_map(stream::iter);
+        let results: Vec<Result<(Option<String>, Option<ObjectRecord>)>> = stream::iter(ready)
+            .chain(recorded)
+            .map(|candidate| async move { self.request_one(job, candidate?).await })
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
@@ -484,6 +551,18 @@ impl Fanout {
         })
     }
 
+    /// Writes fresh records, then hands over the candidates they are the markers of.
+    async fn record_then(
+        &self,
+        records: &[ObjectRecord],
+        asks: Vec<Candidate>,
+    ) -> Vec<Result<Candidate>> {
+        match self.jobs.put_new_objects(records).await {
+            Ok(()) => asks.into_iter().map(Ok).collect(),
+            Err(err) => vec![Err(err)],
+        }
+    }
+
     /// Begins the page after `job`'s cursor ahead of time (under `owner`'s lease) and prepares
     /// it; returns the job as it will be once the cursor's page is committed.
     async fn prepare_next(
@@ -500,7 +579,7 @@ impl Fanout {
             cursor: to.clone(),
             ..job.clone()
         };
-        let prepared = self.prepare(&next, replay).await?;
+        let prepared = self.prepare(&next, replay, true).await?;
         Ok((next, prepared))
     }
 
@@ -1066,6 +1145,79 @@ mod tests {
         let v = view(&jobs, &job.job_id).await;
         assert_eq!(v.job.totals.objects, 6);
         assert_eq!(v.restored(), 1);
+    }
+
+    /// S3 that refuses a RestoreObject for an object the job store has no record of: the
+    /// record is the marker a replay relies on, so it must be written first.
+    struct RecordedFirst {
+        s3: Arc<MemoryObjectStore>,
+        jobs: Arc<MemoryJobStore>,
+        job_id: String,
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for RecordedFirst {
+        async fn list_page(
+            &self,
+            bucket: &str,
+            prefix: &str,
+            continuation: Option<&str>,
+            max_keys: i32,
+        ) -> Result<crate::domain::object::ListPage> {
+            self.s3
+                .list_page(bucket, prefix, continuation, max_keys)
+                .await
+        }
+        async fn request_restore(
+            &self,
+            object: &ObjectRef,
+            params: crate::domain::object::RestoreParams,
+        ) -> Result<RestoreOutcome> {
+            let recorded = self
+                .jobs
+                .objects(&self.job_id)
+                .iter()
+                .any(|o| o.key == object.key && o.state == ObjectState::Requested);
+            assert!(recorded, "{} asked before it was recorded", object.key);
+            self.s3.request_restore(object, params).await
+        }
+        async fn head(&self, object: &ObjectRef) -> Result<crate::domain::object::ObjectHead> {
+            self.s3.head(object).await
+        }
+        async fn put(&self, bucket: &str, key: &str, body: Vec<u8>, ct: &str) -> Result<()> {
+            self.s3.put(bucket, key, body, ct).await
+        }
+    }
+
+    #[tokio::test]
+    async fn every_object_is_recorded_before_it_is_asked_for() {
+        let s3 = Arc::new(MemoryObjectStore::new());
+        let jobs = Arc::new(MemoryJobStore::new());
+        for i in 0..2500 {
+            s3.add_object("a", &format!("p/{i:05}"), 1, StorageClass::Glacier);
+        }
+        let job = start(&jobs, &["a"], RetrievalTier::Bulk).await;
+        let checked = Arc::new(RecordedFirst {
+            s3: s3.clone(),
+            jobs: jobs.clone(),
+            job_id: job.job_id.clone(),
+        });
+        // Pages of 1000: the first is recorded in chunks while its requests go out, the next
+        // ones ahead of their requests.
+        let settings = FanoutSettings {
+            page_size: 1000,
+            ..settings()
+        };
+        let fanout = Fanout::new(checked, jobs.clone(), settings);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        assert_eq!(
+            fanout.run(&job.job_id, deadline).await.unwrap(),
+            RunOutcome::ListingDone
+        );
+        for i in 0..2500 {
+            assert_eq!(s3.restore_requests("a", &format!("p/{i:05}")), 1);
+        }
+        assert_eq!(view(&jobs, &job.job_id).await.job.totals.requested, 2500);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::domain::cost::{CostEstimate, PriceList, BYTES_PER_GB};
@@ -288,7 +289,12 @@ impl Api {
         );
         let span =
             tracing::info_span!("restore", job_id = %job.job_id, project_id = %job.project_id);
-        let _enter = span.enter();
+        self.start(job, legacy).instrument(span).await
+    }
+
+    /// Records a planned job (or finds the project's active one) and fans out within the
+    /// request's budget.
+    async fn start(&self, job: Job, legacy: bool) -> Answer {
         match self.jobs.create_job(&job).await? {
             CreateOutcome::Existing(active) => {
                 let view = self.jobs.get_job(&active).await?.ok_or_else(|| {

@@ -9,6 +9,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
 use shared::config::{aws_sdk_config, vars, Config};
 use shared::domain::fanout::jobs_to_continue;
+use tracing::Instrument;
 
 /// Time kept back from the invocation's deadline to commit the page in progress.
 const MARGIN: Duration = Duration::from_secs(60);
@@ -42,10 +43,9 @@ async fn main() -> Result<(), Error> {
             let mut outcomes = Vec::new();
             for job_id in jobs_to_continue(&event.payload) {
                 let span = tracing::info_span!("fanout", job_id = %job_id);
-                let _enter = span.enter();
                 // An error fails the batch: Lambda retries the stream records, and the page
                 // replays safely.
-                let outcome = fanout.drive(&job_id, deadline).await?;
+                let outcome = fanout.drive(&job_id, deadline).instrument(span).await?;
                 tracing::info!(job_id = %job_id, ?outcome, "fan-out invocation done");
                 outcomes.push(json!({"jobId": job_id, "outcome": format!("{outcome:?}")}));
             }

@@ -505,17 +505,11 @@ impl Fanout {
             unrecorded,
         } = page;
         // A candidate is asked for only once its record is written: the record is the "about
-        // to ask" marker a replay relies on.
-        let mut waiting: HashMap<String, Candidate> = HashMap::new();
-        let mut ready = Vec::new();
-        let unrecorded_keys: BTreeSet<&str> = unrecorded.iter().map(|r| r.key.as_str()).collect();
-        for candidate in candidates {
-            if unrecorded_keys.contains(candidate.record.key.as_str()) {
-                waiting.insert(candidate.record.key.clone(), candidate);
-            } else {
-                ready.push(Ok(candidate));
-            }
-        }
+        // to ask" marker a replay relies on. (Keys are unique within a page.)
+        let mut waiting: HashMap<String, Candidate> = candidates
+            .into_iter()
+            .map(|c| (c.record.key.clone(), c))
+            .collect();
         let chunks: Vec<_> = unrecorded
             .chunks(RECORD_CHUNK)
             .map(|chunk| {
@@ -526,15 +520,17 @@ impl Fanout {
                 self.record_then(chunk, asks)
             })
             .collect();
+        let recorded_already = waiting.into_values().map(Ok);
         let recorded = stream::iter(chunks)
             .buffered(RECORD_CHUNKS_IN_FLIGHT)
             .flat_map(stream::iter);
-        let results: Vec<Result<(Option<String>, Option<ObjectRecord>)>> = stream::iter(ready)
-            .chain(recorded)
-            .map(|candidate| async move { self.request_one(job, candidate?).await })
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
+        let results: Vec<Result<(Option<String>, Option<ObjectRecord>)>> =
+            stream::iter(recorded_already)
+                .chain(recorded)
+                .map(|candidate| async move { self.request_one(job, candidate?).await })
+                .buffer_unordered(self.settings.concurrency.max(1))
+                .collect()
+                .await;
         let mut notes: BTreeSet<String> = commit.notes.iter().cloned().collect();
         let mut to_mark = Vec::new();
         for result in results {

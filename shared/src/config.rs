@@ -313,13 +313,19 @@ pub fn required<'a>(value: &'a Option<String>, var: &str) -> Result<&'a str> {
 /// Builds the AWS SDK configuration once at init: region, endpoint override (emulator), static
 /// credentials when given, standard retry mode (exponential backoff with jitter) with
 /// `AWS_MAX_ATTEMPTS` attempts, and the `AWS_ROLE_ARN` role assumed through STS when set.
-/// Variables the SDK reads itself (e.g. `AWS_ENDPOINT_URL_S3`, profiles) still apply.
+/// Every client built from it (and the STS client of the role) shares one HTTPS client, the
+/// SDK's default one, whose TLS connector is checked once ([`crate::sdk_http`]).
+/// Variables the SDK reads itself (e.g. `AWS_ENDPOINT_URL_S3`, profiles, `HTTPS_PROXY`,
+/// `SSL_CERT_FILE`) still apply.
 pub async fn aws_sdk_config(config: &Config) -> aws_config::SdkConfig {
     use aws_config::retry::RetryConfig;
     use aws_config::{BehaviorVersion, Region};
 
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(config.aws_max_attempts));
+    if let Some(client) = crate::sdk_http::shared_https_client(BehaviorVersion::latest()) {
+        loader = loader.http_client(client);
+    }
     if let Some(region) = &config.region {
         loader = loader.region(Region::new(region.clone()));
     }

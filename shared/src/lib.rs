@@ -12,6 +12,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ports;
+#[cfg(feature = "aws")]
+pub mod sdk_http;
 pub mod telemetry;
 #[cfg(feature = "aws")]
 pub mod wiring;

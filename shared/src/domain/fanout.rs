@@ -862,6 +862,31 @@ mod tests {
         jobs.objects(id).into_iter().find(|o| o.key == key).unwrap()
     }
 
+    /// The records a Bulk fan-out makes of a listing.
+    fn records_of(job: &Job, listed: &[ListedObject]) -> Vec<ObjectRecord> {
+        listed
+            .iter()
+            .map(|o| {
+                record_for(
+                    job,
+                    o,
+                    &o.classify(RetrievalTier::Bulk, RestorePolicy::default()),
+                )
+            })
+            .collect()
+    }
+
+    /// Asks S3 for a Bulk restore of each object, as a dead invocation did.
+    async fn ask(s3: &MemoryObjectStore, listed: &[ListedObject]) {
+        for o in listed {
+            let params = match o.classify(RetrievalTier::Bulk, RestorePolicy::default()) {
+                Classification::Restore(plan) => plan.params,
+                other => panic!("{other:?}"),
+            };
+            s3.request_restore(&o.object_ref(), params).await.unwrap();
+        }
+    }
+
     #[tokio::test]
     async fn every_answer_class_is_mapped() {
         let s3 = Arc::new(MemoryObjectStore::new());
@@ -1018,25 +1043,10 @@ mod tests {
         // Simulate a dead invocation: it recorded the first page and asked S3 for two of its
         // objects, then died before marking them or moving the cursor.
         let listed = s3.list_page("a", "p/", None, 3).await.unwrap();
-        let records: Vec<ObjectRecord> = listed
-            .objects
-            .iter()
-            .map(|o| {
-                record_for(
-                    &job,
-                    o,
-                    &o.classify(RetrievalTier::Bulk, RestorePolicy::default()),
-                )
-            })
-            .collect();
-        jobs.put_objects(&records).await.unwrap();
-        for o in &listed.objects[..2] {
-            let params = match o.classify(RetrievalTier::Bulk, RestorePolicy::default()) {
-                Classification::Restore(plan) => plan.params,
-                other => panic!("{other:?}"),
-            };
-            s3.request_restore(&o.object_ref(), params).await.unwrap();
-        }
+        jobs.put_objects(&records_of(&job, &listed.objects))
+            .await
+            .unwrap();
+        ask(&s3, &listed.objects[..2]).await;
         let now = OffsetDateTime::now_utc();
         // Its lease is still live: a new invocation must wait.
         jobs.acquire_lease(&job.job_id, "dead", now, now + time::Duration::seconds(60))
@@ -1075,18 +1085,6 @@ mod tests {
             s3.add_object("a", &format!("p/{i}"), 1, StorageClass::Glacier);
         }
         let job = start(&jobs, &["a"], RetrievalTier::Bulk).await;
-        let records = |listed: &[ListedObject]| -> Vec<ObjectRecord> {
-            listed
-                .iter()
-                .map(|o| {
-                    record_for(
-                        &job,
-                        o,
-                        &o.classify(RetrievalTier::Bulk, RestorePolicy::default()),
-                    )
-                })
-                .collect()
-        };
         // A dead invocation: it recorded page 0 and asked S3 for one of its objects, while it
         // began page 1 ahead and recorded it; then it died before committing page 0.
         let now = OffsetDateTime::now_utc();
@@ -1094,21 +1092,16 @@ mod tests {
             .await
             .unwrap();
         let first = s3.list_page("a", "p/", None, 3).await.unwrap();
-        jobs.put_objects(&records(&first.objects)).await.unwrap();
-        let params = match first.objects[0].classify(RetrievalTier::Bulk, RestorePolicy::default())
-        {
-            Classification::Restore(plan) => plan.params,
-            other => panic!("{other:?}"),
-        };
-        s3.request_restore(&first.objects[0].object_ref(), params)
+        jobs.put_objects(&records_of(&job, &first.objects))
             .await
             .unwrap();
+        ask(&s3, &first.objects[..1]).await;
         assert!(!jobs.begin_next_page(&job.job_id, "dead", 1).await.unwrap());
         let second = s3
             .list_page("a", "p/", first.next.as_deref(), 3)
             .await
             .unwrap();
-        let ahead = records(&second.objects);
+        let ahead = records_of(&job, &second.objects);
         jobs.put_new_objects(&ahead).await.unwrap();
         // An event settled one of page 1's objects meanwhile (restored by someone else).
         let settlement = Settlement {

@@ -39,6 +39,7 @@ pub mod vars {
     pub const RESTORE_DAYS: &str = "RESTORE_DAYS";
     pub const RESTORE_RATE_LIMIT: &str = "RESTORE_RATE_LIMIT";
     pub const RESTORE_CONCURRENCY: &str = "RESTORE_CONCURRENCY";
+    pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 }
 
 use vars::*;
@@ -229,6 +230,19 @@ impl Config {
             return Err(Error::Config(format!(
                 "missing required environment variable {WORKER_IMAGE} (needed because {KUBE_NAMESPACE} is set)"
             )));
+        }
+
+        // The SDK and the SMTP client take their CA roots from this file alone when it is set
+        // (template.yaml sets it): a wrong path would leave no root trusted and every HTTPS
+        // call failing later with a TLS error that does not say why.
+        if let Some(path) = get(SSL_CERT_FILE) {
+            if !std::path::Path::new(&path).is_file() {
+                return Err(invalid(
+                    SSL_CERT_FILE,
+                    &path,
+                    "the path of an existing PEM bundle of CA certificates",
+                ));
+            }
         }
 
         let mail_from = get(SMTP_FROM);
@@ -572,6 +586,10 @@ mod tests {
                 "AWS_ENDPOINT_URL",
             ),
             (&[("AWS_ROLE_ARN", "restore-role")], "AWS_ROLE_ARN"),
+            (
+                &[("SSL_CERT_FILE", "/nonexistent/ca-bundle.crt")],
+                "SSL_CERT_FILE",
+            ),
             (&[("NOTIFICATION_EMAIL", "ops")], "NOTIFICATION_EMAIL"),
             (
                 &[("PLUTO_PROJECT_URL", "pluto/project")],
@@ -607,6 +625,12 @@ mod tests {
             let text = message(err);
             assert!(text.contains(var), "{text:?} should name {var}");
         }
+    }
+
+    #[test]
+    fn an_existing_ca_bundle_is_accepted() {
+        let bundle = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        assert!(load(&[("SSL_CERT_FILE", bundle)], &[]).is_ok());
     }
 
     #[test]

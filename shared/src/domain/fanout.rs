@@ -19,9 +19,9 @@
 //! 5. the cursor advances with a condition on its old value and on the lease, adding the page's
 //!    totals: counted once, however often the page was replayed.
 //!
-//! While one page's requests (step 4) run, the page before it is committed (step 5) and the
-//! next page goes through steps 1–3, begun ahead under the lease so that a crash replays it
-//! like any page with records.
+//! While one page's requests (step 4) go out, the page before it gets its last answers and is
+//! committed (step 5), and the next page goes through steps 1–3, begun ahead under the lease so
+//! that a crash replays it like any page with records.
 //!
 //! So a killed invocation loses no object (the cursor did not move, the page is replayed) and
 //! requests none twice (recorded states and HeadObject tell what was already asked).
@@ -30,9 +30,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::{self, BoxFuture, FutureExt};
 use futures::stream::{self, StreamExt};
 use time::OffsetDateTime;
-use tokio::sync::Mutex;
+use tokio::sync::{oneshot, Mutex};
 use tracing::Instrument;
 
 use super::job::{
@@ -175,25 +176,26 @@ impl Fanout {
     /// Processes pages of the job until the listing is done or `deadline` is near, holding the
     /// lease; returns without work when another invocation holds it.
     ///
-    /// Pages overlap: while one page's RestoreObject calls run, the page before it is committed
-    /// and the page after it is listed and recorded (begun ahead under the lease,
-    /// [`JobStore::begin_next_page`], so a crash replays it as a page with records). A page is
-    /// begun ahead only when a page's time still fits before the deadline, and every page begun
-    /// is requested and committed before returning.
+    /// Pages overlap: while one page's RestoreObject calls run, the page before it finishes
+    /// (its last answers) and is committed, and the page after it is listed and recorded (begun
+    /// ahead under the lease, [`JobStore::begin_next_page`], so a crash replays it as a page
+    /// with records). A page is begun ahead only when a page's time still fits before the
+    /// deadline, and every page begun is requested and committed before returning.
     pub async fn run(&self, job_id: &str, deadline: Instant) -> Result<RunOutcome> {
         let owner = uuid::Uuid::now_v7().to_string();
         let mut holding = false;
-        // The page listed and recorded ahead, and the page requested but not yet committed.
+        // The page listed and recorded ahead, and the page whose requests are out (its last
+        // answers may still be coming), not yet committed.
         let mut ahead: Option<(Job, PreparedPage)> = None;
-        let mut requested: Option<PageCommit> = None;
+        let mut in_flight: Option<BoxFuture<'_, Result<PageCommit>>> = None;
         let mut last_page = Duration::ZERO;
         loop {
             let began = Instant::now();
             let (job, prepared) = match ahead.take() {
                 Some(ready) => ready,
                 None => {
-                    if let Some(commit) = requested.take() {
-                        if self.commit(job_id, &owner, commit).await? {
+                    if let Some(requests) = in_flight.take() {
+                        if self.commit(job_id, &owner, requests.await?).await? {
                             return Ok(RunOutcome::ListingDone);
                         }
                     }
@@ -228,31 +230,45 @@ impl Fanout {
                     (job, prepared)
                 }
             };
-            let page = job.cursor.page;
             let to = prepared.commit.to.clone();
             let look_ahead = !to.listing_done && Instant::now() + last_page < deadline;
-            let previous = requested.take();
-            let (this, next) = tokio::join!(
-                self.request(&job, prepared).instrument(tracing::info_span!(
-                    "fanout_page",
-                    job_id,
-                    page
-                )),
-                async {
-                    // The page before this one has all its answers: commit it, which moves the
-                    // cursor to this page, then begin the next one.
-                    if let Some(previous) = previous {
-                        self.commit(job_id, &owner, previous).await?;
-                    }
-                    if look_ahead {
-                        self.prepare_next(&job, &owner, &to).await.map(Some)
-                    } else {
-                        Ok(None)
-                    }
+            let (issued, mut handed_out) = oneshot::channel();
+            let span = tracing::info_span!("fanout_page", job_id, page = job.cursor.page);
+            let mut this = self
+                .request(job.clone(), prepared, issued)
+                .instrument(span)
+                .boxed();
+            let previous = in_flight.take();
+            let next = async {
+                // The page before this one: its last answers, then its commit, which moves
+                // the cursor to this page; then the next page is begun.
+                if let Some(requests) = previous {
+                    self.commit(job_id, &owner, requests.await?).await?;
                 }
-            );
-            requested = Some(this?);
-            ahead = next?;
+                if look_ahead {
+                    self.prepare_next(&job, &owner, &to).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            tokio::pin!(next);
+            // Go on once the next page is ready and this page's requests are all handed out
+            // (or done): its last answers are awaited while the next page's requests go out.
+            let mut prepared_next = None;
+            let mut finished = None;
+            let mut all_out = false;
+            while prepared_next.is_none() || !(all_out || finished.is_some()) {
+                tokio::select! {
+                    r = &mut next, if prepared_next.is_none() => prepared_next = Some(r),
+                    r = &mut this, if finished.is_none() => finished = Some(r),
+                    _ = &mut handed_out, if !all_out => all_out = true,
+                }
+            }
+            in_flight = Some(match finished {
+                Some(done) => future::ready(done).boxed(),
+                None => this,
+            });
+            ahead = prepared_next.expect("loop ends once it is set")?;
             last_page = began.elapsed();
         }
     }
@@ -498,7 +514,16 @@ impl Fanout {
 
     /// Requests a prepared page's candidates (step 4); returns the commit to apply (without
     /// lease), with the fallback notes the requests added.
-    async fn request(&self, job: &Job, page: PreparedPage) -> Result<PageCommit> {
+    ///
+    /// `issued` is signalled once every candidate has been handed to a request slot, so the
+    /// next page's requests can follow while this page's last answers are still coming.
+    async fn request(
+        &self,
+        job: Job,
+        page: PreparedPage,
+        issued: oneshot::Sender<()>,
+    ) -> Result<PageCommit> {
+        let job = &job;
         let PreparedPage {
             commit,
             candidates,
@@ -524,11 +549,24 @@ impl Fanout {
         let recorded = stream::iter(chunks)
             .buffered(RECORD_CHUNKS_IN_FLIGHT)
             .flat_map(stream::iter);
+        let all_handed_out = stream::once(async move {
+            let _ = issued.send(());
+            None
+        });
         let results: Vec<Result<(Option<String>, Option<ObjectRecord>)>> =
             stream::iter(recorded_already)
                 .chain(recorded)
-                .map(|candidate| async move { self.request_one(job, candidate?).await })
+                .map(Some)
+                .chain(all_handed_out)
+                .map(|candidate| async move {
+                    match candidate {
+                        Some(Ok(candidate)) => Some(self.request_one(job, candidate).await),
+                        Some(Err(unrecorded)) => Some(Err(unrecorded)),
+                        None => None,
+                    }
+                })
                 .buffer_unordered(self.settings.concurrency.max(1))
+                .filter_map(std::future::ready)
                 .collect()
                 .await;
         let mut notes: BTreeSet<String> = commit.notes.iter().cloned().collect();

@@ -900,6 +900,19 @@ mod tests {
         jobs.objects(id).into_iter().find(|o| o.key == key).unwrap()
     }
 
+    /// A Bulk job over bucket `a` holding GLACIER objects of 1 byte under these keys.
+    async fn glacier_job(
+        keys: impl IntoIterator<Item = String>,
+    ) -> (Arc<MemoryObjectStore>, Arc<MemoryJobStore>, Job) {
+        let s3 = Arc::new(MemoryObjectStore::new());
+        let jobs = Arc::new(MemoryJobStore::new());
+        for key in keys {
+            s3.add_object("a", &key, 1, StorageClass::Glacier);
+        }
+        let job = start(&jobs, &["a"], RetrievalTier::Bulk).await;
+        (s3, jobs, job)
+    }
+
     /// The records a Bulk fan-out makes of a listing.
     fn records_of(job: &Job, listed: &[ListedObject]) -> Vec<ObjectRecord> {
         listed
@@ -1072,12 +1085,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_replayed_page_requests_nothing_twice() {
-        let s3 = Arc::new(MemoryObjectStore::new());
-        let jobs = Arc::new(MemoryJobStore::new());
-        for i in 0..5 {
-            s3.add_object("a", &format!("p/{i}"), 1, StorageClass::Glacier);
-        }
-        let job = start(&jobs, &["a"], RetrievalTier::Bulk).await;
+        let (s3, jobs, job) = glacier_job((0..5).map(|i| format!("p/{i}"))).await;
         // Simulate a dead invocation: it recorded the first page and asked S3 for two of its
         // objects, then died before marking them or moving the cursor.
         let listed = s3.list_page("a", "p/", None, 3).await.unwrap();
@@ -1117,12 +1125,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_page_begun_ahead_is_replayed_after_a_crash() {
-        let s3 = Arc::new(MemoryObjectStore::new());
-        let jobs = Arc::new(MemoryJobStore::new());
-        for i in 0..6 {
-            s3.add_object("a", &format!("p/{i}"), 1, StorageClass::Glacier);
-        }
-        let job = start(&jobs, &["a"], RetrievalTier::Bulk).await;
+        let (s3, jobs, job) = glacier_job((0..6).map(|i| format!("p/{i}"))).await;
         // A dead invocation: it recorded page 0 and asked S3 for one of its objects, while it
         // began page 1 ahead and recorded it; then it died before committing page 0.
         let now = OffsetDateTime::now_utc();
@@ -1218,12 +1221,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_object_is_recorded_before_it_is_asked_for() {
-        let s3 = Arc::new(MemoryObjectStore::new());
-        let jobs = Arc::new(MemoryJobStore::new());
-        for i in 0..2500 {
-            s3.add_object("a", &format!("p/{i:05}"), 1, StorageClass::Glacier);
-        }
-        let job = start(&jobs, &["a"], RetrievalTier::Bulk).await;
+        let (s3, jobs, job) = glacier_job((0..2500).map(|i| format!("p/{i:05}"))).await;
         let checked = Arc::new(RecordedFirst {
             s3: s3.clone(),
             jobs: jobs.clone(),

@@ -257,6 +257,12 @@ pub fn describe(tick: &Tick) -> Option<String> {
                 sweep.restored, sweep.failed, sweep.from_early_events
             ));
         }
+        if sweep.finished_settlements > 0 {
+            parts.push(format!(
+                "sweeper counted {} object(s) a crashed settlement left uncounted",
+                sweep.finished_settlements
+            ));
+        }
     }
     for job_id in tick
         .finalized

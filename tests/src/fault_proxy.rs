@@ -43,9 +43,9 @@ pub struct FaultPlan {
     pub seed: u64,
     /// Share of the eligible S3 calls that fail, in per mille (50 = 5 %).
     pub per_mille: u64,
-    /// The same for DynamoDB: the fan-out writes records 25 per batch and the tally settles
-    /// 99 per transaction, so DynamoDB sees few calls and needs a higher share to see every
-    /// kind of fault.
+    /// The same for DynamoDB: the fan-out writes records 25 per batch and the tally counts
+    /// 100 settled objects per write, so DynamoDB sees few calls and needs a higher share to
+    /// see every kind of fault.
     pub dynamodb_per_mille: u64,
     /// Fail S3 calls.
     pub s3: bool,
@@ -99,13 +99,24 @@ pub struct ProxiedCall {
 pub struct FaultProxy {
     pub endpoint: String,
     calls: Arc<Mutex<Vec<ProxiedCall>>>,
+    refusal: Arc<Mutex<Option<Refusal>>>,
     /// Connections accepted and not yet done with (their call still at the emulator).
     open: Arc<AtomicUsize>,
+}
+
+/// DynamoDB calls of one operation whose body contains a needle: each one fails (500
+/// `InternalServerError`, never forwarded) while the refusal stands, e.g. to stop a call at
+/// one chosen write the way a crash there would.
+#[derive(Debug, Clone)]
+struct Refusal {
+    operation: String,
+    needle: String,
 }
 
 struct Shared {
     upstream: String,
     plan: Mutex<FaultPlan>,
+    refusal: Arc<Mutex<Option<Refusal>>>,
     seen: Mutex<HashMap<u64, u64>>,
     calls: Arc<Mutex<Vec<ProxiedCall>>>,
     /// Held exclusively while a transaction is at the emulator, shared by other DynamoDB calls.
@@ -120,9 +131,11 @@ impl FaultProxy {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let open = Arc::new(AtomicUsize::new(0));
         let counter = open.clone();
+        let refusal = Arc::new(Mutex::new(None));
         let shared = Arc::new(Shared {
             upstream: upstream.trim_start_matches("http://").to_string(),
             plan: Mutex::new(plan),
+            refusal: refusal.clone(),
             seen: Mutex::new(HashMap::new()),
             calls: calls.clone(),
             dynamodb_isolation: RwLock::new(()),
@@ -141,8 +154,22 @@ impl FaultProxy {
         FaultProxy {
             endpoint,
             calls,
+            refusal,
             open,
         }
+    }
+
+    /// From now on, fails every DynamoDB `operation` call whose JSON body contains `needle`
+    /// (with 500 `InternalServerError`, never forwarded), until [`Self::stop_refusing`].
+    pub fn refuse_dynamodb(&self, operation: &str, needle: &str) {
+        *self.refusal.lock().unwrap() = Some(Refusal {
+            operation: operation.to_string(),
+            needle: needle.to_string(),
+        });
+    }
+
+    pub fn stop_refusing(&self) {
+        *self.refusal.lock().unwrap() = None;
     }
 
     /// Waits until every call that reached the proxy has been answered by the emulator (or
@@ -186,7 +213,14 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         "S3" => (plan.s3, plan.per_mille),
         _ => (plan.dynamodb, plan.dynamodb_per_mille),
     };
-    let fault = if eligible && per_mille > 0 {
+    let refused = shared.refusal.lock().unwrap().as_ref().is_some_and(|r| {
+        service == "DynamoDB"
+            && operation == r.operation
+            && String::from_utf8_lossy(&request.body).contains(&r.needle)
+    });
+    let fault = if refused {
+        Some(Fault::Internal)
+    } else if eligible && per_mille > 0 {
         let identity = fnv(&[
             request.method.as_bytes(),
             request.target.as_bytes(),

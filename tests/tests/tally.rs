@@ -264,11 +264,12 @@ async fn a_store_failure_names_only_the_failed_sqs_message() {
         .is_err());
 }
 
-/// An SQS batch is tallied as a whole: one listing of the active jobs, one BatchGetItem of the
-/// records, one transaction settling them with the job's summed counts — 3 DynamoDB calls for
-/// 10 messages, counted at a proxy. Repeats inside the batch and across batches count once.
+/// An SQS batch is tallied as a whole, without a transaction: one listing of the active jobs,
+/// one BatchGetItem of the records, then a receipt, one conditional update per object and one
+/// count for them all (receipt deleted, its id dropped from the shard), counted at a proxy.
+/// Repeats inside the batch and across batches count once.
 #[tokio::test]
-async fn an_sqs_batch_costs_three_dynamodb_calls_and_counts_repeats_once() {
+async fn an_sqs_batch_costs_one_write_per_object_and_counts_repeats_once() {
     use integration_tests::fault_proxy::{FaultPlan, FaultProxy};
     let proxy = FaultProxy::start(integration_tests::moto_endpoint(), FaultPlan::none());
     let store = Arc::new(DynamoJobStore::new(
@@ -318,10 +319,12 @@ async fn an_sqs_batch_costs_three_dynamodb_calls_and_counts_repeats_once() {
         .collect();
     assert_eq!(result.response, json!({"batchItemFailures": []}));
     assert_eq!((result.completed, result.settled), (10, 8));
+    let mut expected = vec!["Query", "BatchGetItem", "PutItem"];
+    expected.extend(["UpdateItem"; 8]);
+    expected.extend(["UpdateItem", "DeleteItem", "UpdateItem"]);
     assert_eq!(
-        calls,
-        ["Query", "BatchGetItem", "TransactWriteItems"],
-        "one listing, one read, one transaction for the batch"
+        calls, expected,
+        "one listing, one read, the receipt, a write per object, the count, the receipt's end"
     );
     // The same objects again (a redelivered batch): read, nothing to write.
     let again = completion.handle_events(&batch(&first[..4])).await.unwrap();
@@ -330,4 +333,139 @@ async fn an_sqs_batch_costs_three_dynamodb_calls_and_counts_repeats_once() {
     assert_eq!(view.settled.restored, 8);
     assert_eq!(view.settled.restored_bytes, 80);
     assert_eq!(view.pending(), 0);
+}
+
+/// A crash inside a batch settlement, stopped at one chosen write: after the objects' writes
+/// and before their count (the count refused), or after the count and before the receipt is
+/// deleted (the delete refused). Nothing is lost or counted twice: the objects stay settled,
+/// a redelivered batch finds them so (and counts nothing), the receipt waits out its lease
+/// (its call might still run), and then the sweeper (or two finishers at once) adds exactly
+/// what the count is missing (all 8, or none) and the job finalizes.
+#[tokio::test]
+async fn a_crash_inside_a_batch_settlement_loses_no_count_and_adds_none_twice() {
+    use integration_tests::fault_proxy::{FaultPlan, FaultProxy};
+    use shared::adapters::memory::MemoryMailer;
+    let proxy = FaultProxy::start(integration_tests::moto_endpoint(), FaultPlan::none());
+    // One attempt per call: a refused write fails the call at once, as a crash there would.
+    let sdk =
+        integration_tests::aws_config_at(&proxy.endpoint, 1, std::time::Duration::from_secs(30))
+            .await;
+    let manifests = unique_name("manifests");
+    integration_tests::s3_client()
+        .await
+        .create_bucket()
+        .bucket(&manifests)
+        .send()
+        .await
+        .unwrap();
+    for (operation, needle, counted_by_the_crashed_call, by_sweeper) in [
+        ("UpdateItem", "COUNT#", 0, true),
+        ("UpdateItem", "COUNT#", 0, false),
+        ("DeleteItem", "SETTLE#", 8, false),
+    ] {
+        let store = Arc::new(DynamoJobStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            unique_name("jobs"),
+        ));
+        store.ensure_table().await.unwrap();
+        let job = unique_name("job");
+        let keys: Vec<String> = (0..8).map(|i| format!("p7/clip {i}.mov")).collect();
+        let objects: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 10)).collect();
+        restoring_job(
+            store.as_ref(),
+            &job,
+            &unique_name("p"),
+            "ed@example.com",
+            BUCKET,
+            &objects,
+        )
+        .await;
+        let completion = Completion::new(
+            store.clone(),
+            Arc::new(S3ObjectStore::from_sdk_config(&aws_config().await)),
+            Some(Arc::new(MemoryMailer::new())),
+            None,
+            CompletionSettings::new(manifests.clone(), PriceList::aws()),
+        );
+        let records: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                json!({"eventSource": "aws:sqs", "messageId": format!("m{i}"),
+                       "body": s3_restore_event(BUCKET, key, EXPIRY).to_string()})
+            })
+            .collect();
+        let batch = json!({ "Records": records });
+
+        proxy.refuse_dynamodb(operation, needle);
+        let crashed = completion.handle_events(&batch).await.unwrap();
+        proxy.stop_refusing();
+        let failures = crashed.response["batchItemFailures"].as_array().unwrap();
+        assert_eq!(
+            failures.len(),
+            8,
+            "{operation} refused: the whole batch is retried"
+        );
+        let page = store.list_objects(&job, None, 100).await.unwrap();
+        assert!(
+            page.objects
+                .iter()
+                .all(|o| o.state == ObjectState::Restored),
+            "the objects were settled before the crash"
+        );
+        let counted = |view: shared::domain::job::JobView| view.settled.restored;
+        assert_eq!(
+            counted(store.get_job(&job).await.unwrap().unwrap()),
+            counted_by_the_crashed_call
+        );
+
+        // SQS redelivers the batch: every object is found settled, nothing is counted.
+        let again = completion.handle_events(&batch).await.unwrap();
+        assert_eq!((again.completed, again.settled), (8, 0));
+        let now = time::OffsetDateTime::now_utc();
+        assert_eq!(
+            store.finish_settlements(&job, now).await.unwrap(),
+            0,
+            "a receipt inside its lease belongs to its call"
+        );
+        assert_eq!(
+            counted(store.get_job(&job).await.unwrap().unwrap()),
+            counted_by_the_crashed_call
+        );
+
+        let later = now + time::Duration::minutes(31);
+        let expected = 8 - counted_by_the_crashed_call as usize;
+        if by_sweeper {
+            let sweep = completion.sweep(later).await.unwrap();
+            assert_eq!(sweep.finished_settlements, expected);
+            assert_eq!(sweep.finalized, std::slice::from_ref(&job));
+        } else {
+            let (a, b) = tokio::join!(
+                store.finish_settlements(&job, later),
+                store.finish_settlements(&job, later)
+            );
+            assert_eq!(
+                a.unwrap() + b.unwrap(),
+                expected,
+                "two finishers add the missing counts once"
+            );
+        }
+        let view = store.get_job(&job).await.unwrap().unwrap();
+        assert_eq!(
+            (view.settled.restored, view.settled.restored_bytes),
+            (8, 80)
+        );
+        assert_eq!(view.pending(), 0);
+        // The receipt is gone: nothing is left to add, however late.
+        let much_later = later + time::Duration::hours(2);
+        assert_eq!(store.finish_settlements(&job, much_later).await.unwrap(), 0);
+        assert_eq!(
+            store.get_job(&job).await.unwrap().unwrap().settled.restored,
+            8
+        );
+        if by_sweeper {
+            let view = store.get_job(&job).await.unwrap().unwrap();
+            assert_eq!(view.job.state, JobState::Completed);
+        }
+    }
 }

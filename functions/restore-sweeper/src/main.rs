@@ -39,6 +39,7 @@ async fn handle(completion: &Completion, event: LambdaEvent<Value>) -> Result<Va
         "notNeeded": report.not_needed,
         "failed": report.failed,
         "fromEarlyEvents": report.from_early_events,
+        "finishedSettlements": report.finished_settlements,
         "failedJobs": report.failed_jobs,
         "finalized": report.finalized,
     }))

@@ -2,7 +2,10 @@
 //!
 //! Items (`pk` / `sk`, strings):
 //! - `JOB#<id>` / `META`: the job, its fan-out cursor, planned totals, lease, notes, markers.
-//! - `JOB#<id>` / `COUNT#<nnnn>`: settled counters of one shard (ADDed by settle transactions).
+//! - `JOB#<id>` / `COUNT#<nnnn>`: settled counters of one shard, and `applied`: the ids of
+//!   the settlement receipts already added and not yet deleted.
+//! - `JOB#<id>` / `SETTLE#<receipt>`: a batch settlement in progress: the objects it may
+//!   settle, its counter shard and its lease (see `settle_with_receipt`).
 //! - `JOB#<id>` / `OBJ#<key>`: one object (read by key: the tally knows the active jobs).
 //! - `PROJECT#<id>` / `ACTIVE`: the project's active job (idempotent POST) and its scope, with
 //!   `gsi1pk = ACTIVE` (sparse GSI `active-jobs`: only these items are in it).
@@ -41,8 +44,17 @@ use crate::{Error, Result};
 pub const ACTIVE_JOBS_INDEX: &str = "active-jobs";
 /// The index key every active lock carries.
 const ACTIVE_INDEX_KEY: &str = "ACTIVE";
-/// Objects per settle transaction: with their job's counter, one below DynamoDB's 100 items.
-const SETTLE_BATCH: usize = 99;
+/// Objects per settlement receipt (the keys of 100 objects fit one item).
+const RECEIPT_BATCH: usize = 100;
+/// Fewer objects than this settle in one transaction with their counts: one call instead of
+/// a receipt's four, and for so few objects no more write units.
+const TRANSACTION_BELOW: usize = 4;
+/// A settlement receipt belongs to the call that wrote it this long: far above the longest
+/// function timeout (900 s), so only a dead call's receipt is ever finished by another.
+const RECEIPT_LEASE: time::Duration = time::Duration::minutes(30);
+/// Sort-key prefix of settlement receipts (`SETTLE#<id>`), past `META` so a job's
+/// `COUNT#`..`META` range read never sees them.
+const RECEIPT_PREFIX: &str = "SETTLE#";
 const SERVICE: &str = "dynamodb";
 /// DynamoDB's limit on keys per BatchGetItem.
 const BATCH: usize = 100;
@@ -238,19 +250,7 @@ impl DynamoJobStore {
     }
 
     async fn mark_one(&self, object: ObjectRecord) -> Result<bool> {
-        let update = mark_update(&self.table, &object)?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(update.key))
-            .update_expression(update.update_expression)
-            .set_condition_expression(update.condition_expression)
-            .set_expression_attribute_names(update.expression_attribute_names)
-            .set_expression_attribute_values(update.expression_attribute_values)
-            .send()
-            .await;
-        condition_held(result)
+        self.send_update(mark_update(&self.table, &object)?).await
     }
 
     /// One BatchWriteItem, resending what DynamoDB left unprocessed (throttling) with backoff.
@@ -280,12 +280,15 @@ impl DynamoJobStore {
         Ok(())
     }
 
-    /// The conditional write that settles one object (still pending, same bucket).
+    /// The conditional write that settles one object (still pending, same bucket): the gate
+    /// that makes each object settle once. With a receipt, the object names it (`settled_by`),
+    /// so [`JobStore::finish_settlements`] can tell which objects that receipt won.
     fn settle_update(
         &self,
         object: &ObjectRecord,
         settlement: &Settlement,
-    ) -> Result<TransactWriteItem> {
+        receipt: Option<&str>,
+    ) -> Result<Update> {
         if !matches!(
             settlement.state,
             ObjectState::Restored | ObjectState::NotNeeded | ObjectState::Failed
@@ -319,24 +322,30 @@ impl DynamoJobStore {
                 .expression_attribute_names("#e", "error")
                 .expression_attribute_values(":error", s(error));
         }
-        let update = update
+        if let Some(receipt) = receipt {
+            set.push("settled_by = :receipt");
+            update = update.expression_attribute_values(":receipt", s(receipt));
+        }
+        update
             .update_expression(format!("SET {}", set.join(", ")))
             .build()
-            .map_err(internal)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+            .map_err(internal)
     }
 
-    /// Adds settled counts to one counter shard of a job.
+    /// Adds settled counts to one counter shard of a job. With a receipt, only once: the
+    /// receipt id joins the shard's `applied` set in the same write, conditioned on not being
+    /// in it yet.
     fn count_update(
         &self,
         job_id: &str,
         shard: u32,
         counts: &SettledCounts,
-    ) -> Result<TransactWriteItem> {
+        receipt: Option<&str>,
+    ) -> Result<Update> {
         let mut count = Update::builder()
             .table_name(&self.table)
             .key("pk", s(job_pk(job_id)))
-            .key("sk", s(format!("COUNT#{shard:04}")));
+            .key("sk", s(count_sk(shard)));
         let mut adds = Vec::new();
         for (name, value) in [
             ("restored", counts.restored),
@@ -352,11 +361,207 @@ impl DynamoJobStore {
                     .expression_attribute_values(format!(":v{}", adds.len() - 1), n(value));
             }
         }
-        let count = count
+        if let Some(receipt) = receipt {
+            adds.push("applied :receipts".to_string());
+            count = count
+                .condition_expression("NOT contains(applied, :receipt)")
+                .expression_attribute_values(":receipt", s(receipt))
+                .expression_attribute_values(":receipts", AttributeValue::Ss(vec![receipt.into()]));
+        }
+        count
             .update_expression(format!("ADD {}", adds.join(", ")))
             .build()
-            .map_err(internal)?;
-        Ok(TransactWriteItem::builder().update(count).build())
+            .map_err(internal)
+    }
+
+    /// Sends one prepared conditional update; false when its condition did not hold.
+    async fn send_update(&self, update: Update) -> Result<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_condition_expression(update.condition_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
+            .send()
+            .await;
+        condition_held(result)
+    }
+
+    /// Settles a few objects of one job and adds their counts in ONE transaction (one call:
+    /// cheaper than a receipt's four for a handful of objects).
+    async fn settle_in_transaction(
+        &self,
+        job_id: &str,
+        batch: &[&(ObjectRecord, Settlement)],
+    ) -> Result<Vec<bool>> {
+        let mut live: Vec<usize> = (0..batch.len()).collect();
+        // Each round drops the objects a condition failed for (already settled), so this
+        // ends; what is left is settled and counted together.
+        while !live.is_empty() {
+            let mut writes = Vec::with_capacity(live.len() + 1);
+            let mut counts = SettledCounts::default();
+            for &i in &live {
+                let (object, settlement) = batch[i];
+                let update = self.settle_update(object, settlement, None)?;
+                writes.push(TransactWriteItem::builder().update(update).build());
+                counts.count(settlement.state, object.size);
+            }
+            let count = self.count_update(job_id, batch[live[0]].0.shard, &counts, None)?;
+            writes.push(TransactWriteItem::builder().update(count).build());
+            match self.transact(writes).await? {
+                TxResult::Done => break,
+                TxResult::ConditionFailed(codes) => {
+                    let before = live.len();
+                    live = live
+                        .into_iter()
+                        .zip(&codes)
+                        .filter(|(_, code)| *code != "ConditionalCheckFailed")
+                        .map(|(i, _)| i)
+                        .collect();
+                    if live.len() == before {
+                        return Err(Error::Internal(format!(
+                            "settle transaction canceled without a failed object: {codes:?}"
+                        )));
+                    }
+                }
+            }
+        }
+        let mut done = vec![false; batch.len()];
+        live.iter().for_each(|&i| done[i] = true);
+        Ok(done)
+    }
+
+    /// Settles many objects of one job without a transaction: a receipt item naming them is
+    /// written first, then each object's conditional update (marked with the receipt), then
+    /// the winners' counts are added once (see [`Self::close_receipt`]). A crash after the
+    /// receipt leaves it behind for [`JobStore::finish_settlements`]; no object is lost or
+    /// counted twice.
+    async fn settle_with_receipt(
+        &self,
+        job_id: &str,
+        batch: &[&(ObjectRecord, Settlement)],
+    ) -> Result<Vec<bool>> {
+        let receipt = uuid::Uuid::now_v7().simple().to_string();
+        let shard = batch[0].0.shard;
+        let lease_until = OffsetDateTime::now_utc() + RECEIPT_LEASE;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(job_pk(job_id)))
+            .item("sk", s(receipt_sk(&receipt)))
+            .item("shard", n(shard))
+            .item(
+                "keys",
+                AttributeValue::L(batch.iter().map(|(o, _)| s(&o.key)).collect()),
+            )
+            .item("lease_until", n(lease_until.unix_timestamp()))
+            .send()
+            .await
+            .map_err(upstream)?;
+        let gates = batch
+            .iter()
+            .map(|(object, settlement)| self.settle_update(object, settlement, Some(&receipt)))
+            .collect::<Result<Vec<_>>>()?;
+        let won: Vec<bool> = stream::iter(gates.into_iter().map(|u| self.send_update(u)))
+            .buffered(WRITE_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?;
+        let mut counts = SettledCounts::default();
+        for ((object, settlement), won) in batch.iter().zip(&won) {
+            if *won {
+                counts.count(settlement.state, object.size);
+            }
+        }
+        self.close_receipt(job_id, shard, &receipt, &counts).await?;
+        Ok(won)
+    }
+
+    /// Adds a receipt's counts to its shard (once: a repeat finds the receipt in `applied`),
+    /// deletes the receipt, then drops its id from `applied`: no one can apply a receipt that
+    /// is gone, so the set only holds receipts in flight. True when this call added them.
+    async fn close_receipt(
+        &self,
+        job_id: &str,
+        shard: u32,
+        receipt: &str,
+        counts: &SettledCounts,
+    ) -> Result<bool> {
+        // A failed condition: applied before (a retried call, or the crashed owner).
+        let added = !counts.is_empty()
+            && self
+                .send_update(self.count_update(job_id, shard, counts, Some(receipt))?)
+                .await?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(job_id)))
+            .key("sk", s(receipt_sk(receipt)))
+            .send()
+            .await
+            .map_err(upstream)?;
+        if !counts.is_empty() {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(job_pk(job_id)))
+                .key("sk", s(count_sk(shard)))
+                .update_expression("DELETE applied :receipts")
+                .expression_attribute_values(
+                    ":receipts",
+                    AttributeValue::Ss(vec![receipt.to_string()]),
+                )
+                .send()
+                .await
+                .map_err(upstream)?;
+        }
+        Ok(added)
+    }
+
+    /// The stored items of a job's objects by key (missing ones left out), read consistently.
+    async fn object_items(&self, job_id: &str, keys: &[String]) -> Result<HashMap<String, Item>> {
+        let mut found: HashMap<String, Item> = HashMap::new();
+        let mut unique: Vec<&String> = keys.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(BATCH) {
+            let mut request = KeysAndAttributes::builder().consistent_read(true);
+            for key in chunk {
+                let mut k = Item::new();
+                k.insert("pk".into(), s(job_pk(job_id)));
+                k.insert("sk".into(), s(obj_sk(key)));
+                request = request.keys(k);
+            }
+            let mut pending = Some(HashMap::from([(
+                self.table.clone(),
+                request.build().map_err(internal)?,
+            )]));
+            let mut attempt = 0u32;
+            while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
+                }
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(upstream)?;
+                if let Some(mut responses) = out.responses {
+                    for item in responses.remove(&self.table).into_iter().flatten() {
+                        found.insert(get_s(&item, "key")?, item);
+                    }
+                }
+                pending = out.unprocessed_keys;
+            }
+        }
+        Ok(found)
     }
 
     async fn release_project(&self, project_id: &str, job_id: &str) -> Result<()> {
@@ -442,6 +647,14 @@ fn job_pk(job_id: &str) -> String {
 
 fn project_pk(project_id: &str) -> String {
     format!("PROJECT#{project_id}")
+}
+
+fn count_sk(shard: u32) -> String {
+    format!("COUNT#{shard:04}")
+}
+
+fn receipt_sk(receipt: &str) -> String {
+    format!("{RECEIPT_PREFIX}{receipt}")
 }
 
 fn obj_sk(key: &str) -> String {
@@ -1030,45 +1243,10 @@ impl JobStore for DynamoJobStore {
         job_id: &str,
         keys: &[String],
     ) -> Result<Vec<Option<ObjectRecord>>> {
-        let mut found: HashMap<String, ObjectRecord> = HashMap::new();
-        let mut unique: Vec<&String> = keys.iter().collect();
-        unique.sort();
-        unique.dedup();
-        for chunk in unique.chunks(BATCH) {
-            let mut request = KeysAndAttributes::builder().consistent_read(true);
-            for key in chunk {
-                let mut k = Item::new();
-                k.insert("pk".into(), s(job_pk(job_id)));
-                k.insert("sk".into(), s(obj_sk(key)));
-                request = request.keys(k);
-            }
-            let mut pending = Some(HashMap::from([(
-                self.table.clone(),
-                request.build().map_err(internal)?,
-            )]));
-            let mut attempt = 0u32;
-            while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
-                }
-                attempt += 1;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(items))
-                    .send()
-                    .await
-                    .map_err(upstream)?;
-                if let Some(responses) = out.responses {
-                    for item in responses.get(&self.table).into_iter().flatten() {
-                        let record = object_from_item(item)?;
-                        found.insert(record.key.clone(), record);
-                    }
-                }
-                pending = out.unprocessed_keys;
-            }
-        }
-        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+        let found = self.object_items(job_id, keys).await?;
+        keys.iter()
+            .map(|k| found.get(k).map(object_from_item).transpose())
+            .collect()
     }
 
     async fn mark_requested(&self, job_id: &str, objects: &[ObjectRecord]) -> Result<Vec<bool>> {
@@ -1102,53 +1280,89 @@ impl JobStore for DynamoJobStore {
             }
         }
         for (job_id, indexes) in by_job {
-            for chunk in indexes.chunks(SETTLE_BATCH) {
-                let mut live = chunk.to_vec();
-                // Each round drops the objects a condition failed for (already settled), so
-                // this ends; what is left is settled and counted together.
-                while !live.is_empty() {
-                    let mut writes = Vec::with_capacity(live.len() + 1);
-                    let mut counts = SettledCounts::default();
-                    for &i in &live {
-                        let (object, settlement) = &items[i];
-                        writes.push(self.settle_update(object, settlement)?);
-                        match settlement.state {
-                            ObjectState::Restored => {
-                                counts.restored += 1;
-                                counts.restored_bytes += object.size;
-                            }
-                            ObjectState::NotNeeded => counts.not_needed += 1,
-                            _ => counts.failed += 1,
-                        }
-                    }
-                    // Any shard does: a job's counts are the sum over its shards. The first
-                    // object's spreads the batches of a big job over them.
-                    let shard = items[live[0]].0.shard;
-                    writes.push(self.count_update(job_id, shard, &counts)?);
-                    match self.transact(writes).await? {
-                        TxResult::Done => {
-                            live.iter().for_each(|&i| done[i] = true);
-                            break;
-                        }
-                        TxResult::ConditionFailed(codes) => {
-                            let before = live.len();
-                            live = live
-                                .into_iter()
-                                .zip(&codes)
-                                .filter(|(_, code)| *code != "ConditionalCheckFailed")
-                                .map(|(i, _)| i)
-                                .collect();
-                            if live.len() == before {
-                                return Err(Error::Internal(format!(
-                                    "settle transaction canceled without a failed object: {codes:?}"
-                                )));
-                            }
-                        }
-                    }
+            for chunk in indexes.chunks(RECEIPT_BATCH) {
+                let batch: Vec<&(ObjectRecord, Settlement)> =
+                    chunk.iter().map(|&i| &items[i]).collect();
+                let won = if batch.len() < TRANSACTION_BELOW {
+                    self.settle_in_transaction(job_id, &batch).await?
+                } else {
+                    self.settle_with_receipt(job_id, &batch).await?
+                };
+                for (&i, won) in chunk.iter().zip(won) {
+                    done[i] = won;
                 }
             }
         }
         Ok(done)
+    }
+
+    async fn finish_settlements(&self, job_id: &str, now: OffsetDateTime) -> Result<usize> {
+        let mut counted = 0;
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :receipt)")
+                .expression_attribute_values(":pk", s(job_pk(job_id)))
+                .expression_attribute_values(":receipt", s(RECEIPT_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(upstream)?;
+            for item in out.items() {
+                let lease_until = get_u64(item, "lease_until");
+                if lease_until >= now.unix_timestamp().max(0) as u64 {
+                    continue; // its call may still be running
+                }
+                let receipt = get_s(item, "sk")?
+                    .trim_start_matches(RECEIPT_PREFIX)
+                    .to_string();
+                // Claim it, so two sweeps never finish one receipt at once.
+                let claimed = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", s(job_pk(job_id)))
+                    .key("sk", s(receipt_sk(&receipt)))
+                    .update_expression("SET lease_until = :next")
+                    .condition_expression("lease_until = :seen")
+                    .expression_attribute_values(":seen", n(lease_until))
+                    .expression_attribute_values(":next", n((now + RECEIPT_LEASE).unix_timestamp()))
+                    .send()
+                    .await;
+                if !condition_held(claimed)? {
+                    continue;
+                }
+                let keys: Vec<String> = item
+                    .get("keys")
+                    .and_then(|v| v.as_l().ok())
+                    .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+                    .unwrap_or_default();
+                let mut counts = SettledCounts::default();
+                let mut won = 0;
+                for object in self.object_items(job_id, &keys).await?.values() {
+                    if opt_s(object, "settled_by").as_deref() == Some(receipt.as_str()) {
+                        let record = object_from_item(object)?;
+                        counts.count(record.state, record.size);
+                        won += 1;
+                    }
+                }
+                let shard = get_u64(item, "shard") as u32;
+                let added = self.close_receipt(job_id, shard, &receipt, &counts).await?;
+                if added {
+                    counted += won;
+                }
+                tracing::warn!(job_id, receipt = %receipt, objects = won, counts_added = added, "finished a settlement a crashed call left open");
+            }
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => break,
+            }
+        }
+        Ok(counted)
     }
 
     async fn advance_cursor(&self, job_id: &str, owner: &str, commit: &PageCommit) -> Result<()> {

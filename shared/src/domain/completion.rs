@@ -167,6 +167,8 @@ pub struct SweepReport {
     pub not_needed: usize,
     pub failed: usize,
     pub from_early_events: usize,
+    /// Objects whose counts a crashed batch settlement left unadded, counted now.
+    pub finished_settlements: usize,
     /// Jobs the sweeper failed, with the reason.
     pub failed_jobs: Vec<(String, String)>,
     pub finalized: Vec<String>,
@@ -820,6 +822,9 @@ impl Completion {
             return Ok(());
         };
         let job = &view.job;
+        if !job.state.is_terminal() {
+            report.finished_settlements += self.jobs.finish_settlements(job_id, now).await?;
+        }
         match job.state {
             JobState::Planning => {
                 if now - job.updated_at > self.settings.planning_stall {

@@ -83,6 +83,23 @@ pub struct SettledCounts {
 }
 
 impl SettledCounts {
+    /// Counts one object settled to `state` (`Restored` counts its bytes too; any other final
+    /// state but `NotNeeded` is a failure).
+    pub fn count(&mut self, state: ObjectState, size: u64) {
+        match state {
+            ObjectState::Restored => {
+                self.restored += 1;
+                self.restored_bytes += size;
+            }
+            ObjectState::NotNeeded => self.not_needed += 1,
+            _ => self.failed += 1,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.restored + self.not_needed + self.failed == 0
+    }
+
     pub fn add(&mut self, other: &SettledCounts) {
         self.restored += other.restored;
         self.restored_bytes += other.restored_bytes;

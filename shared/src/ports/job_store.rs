@@ -64,20 +64,28 @@ pub trait JobStore: Send + Sync {
     /// (false when it had settled meanwhile, e.g. by an event).
     async fn mark_requested(&self, job_id: &str, objects: &[ObjectRecord]) -> Result<Vec<bool>>;
 
-    /// Settles one pending object and counts it in its shard in ONE transaction; true when this
-    /// call settled it, false when it was already settled (a duplicate: nothing counted).
+    /// Settles one pending object and counts it in its shard, atomically; true when this call
+    /// settled it, false when it was already settled (a duplicate: nothing counted).
     async fn settle(&self, object: &ObjectRecord, settlement: &Settlement) -> Result<bool>;
 
-    /// [`JobStore::settle`] for many objects at once, with the same guarantee per object (each
-    /// settled and counted once, atomically) but few store calls: the DynamoDB adapter writes
-    /// up to 99 objects and their job's summed counts in one transaction. Per item, whether
-    /// this call settled it (a repeated job/key in `items` settles once).
+    /// [`JobStore::settle`] for many objects at once: each object settled and counted once,
+    /// with few store calls. The DynamoDB adapter settles a batch without a transaction (one
+    /// conditional update per object under a receipt, then one count per 100 objects), so a
+    /// crash may leave settled objects whose counts [`JobStore::finish_settlements`] adds
+    /// later. Per item, whether this call settled it (a repeated job/key settles once).
     async fn settle_many(&self, items: &[(ObjectRecord, Settlement)]) -> Result<Vec<bool>> {
         let mut done = Vec::with_capacity(items.len());
         for (object, settlement) in items {
             done.push(self.settle(object, settlement).await?);
         }
         Ok(done)
+    }
+
+    /// Adds the counts of batch settlements that a crashed call left unfinished (objects
+    /// settled, counts not yet added), once their owner cannot be running any more at `now`;
+    /// returns how many objects it counted. A store whose batches are atomic has none.
+    async fn finish_settlements(&self, _job_id: &str, _now: OffsetDateTime) -> Result<usize> {
+        Ok(0)
     }
 
     /// Commits a page: moves the cursor and adds the page's totals and notes, only if the

@@ -99,14 +99,14 @@ pub struct ProxiedCall {
 pub struct FaultProxy {
     pub endpoint: String,
     calls: Arc<Mutex<Vec<ProxiedCall>>>,
-    refusal: Arc<Mutex<Option<Refusal>>>,
+    refusals: Arc<Mutex<Vec<Refusal>>>,
     /// Connections accepted and not yet done with (their call still at the emulator).
     open: Arc<AtomicUsize>,
 }
 
 /// DynamoDB calls of one operation whose body contains a needle: each one fails (500
 /// `InternalServerError`, never forwarded) while the refusal stands, e.g. to stop a call at
-/// one chosen write the way a crash there would.
+/// one chosen write the way a crash there would (refusing its clean-up writes too).
 #[derive(Debug, Clone)]
 struct Refusal {
     operation: String,
@@ -116,7 +116,7 @@ struct Refusal {
 struct Shared {
     upstream: String,
     plan: Mutex<FaultPlan>,
-    refusal: Arc<Mutex<Option<Refusal>>>,
+    refusals: Arc<Mutex<Vec<Refusal>>>,
     seen: Mutex<HashMap<u64, u64>>,
     calls: Arc<Mutex<Vec<ProxiedCall>>>,
     /// Held exclusively while a transaction is at the emulator, shared by other DynamoDB calls.
@@ -131,11 +131,11 @@ impl FaultProxy {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let open = Arc::new(AtomicUsize::new(0));
         let counter = open.clone();
-        let refusal = Arc::new(Mutex::new(None));
+        let refusals = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
             upstream: upstream.trim_start_matches("http://").to_string(),
             plan: Mutex::new(plan),
-            refusal: refusal.clone(),
+            refusals: refusals.clone(),
             seen: Mutex::new(HashMap::new()),
             calls: calls.clone(),
             dynamodb_isolation: RwLock::new(()),
@@ -154,22 +154,24 @@ impl FaultProxy {
         FaultProxy {
             endpoint,
             calls,
-            refusal,
+            refusals,
             open,
         }
     }
 
-    /// From now on, fails every DynamoDB `operation` call whose JSON body contains `needle`
-    /// (with 500 `InternalServerError`, never forwarded), until [`Self::stop_refusing`].
+    /// From now on, also fails every DynamoDB `operation` call whose JSON body contains
+    /// `needle` (with 500 `InternalServerError`, never forwarded), until
+    /// [`Self::stop_refusing`].
     pub fn refuse_dynamodb(&self, operation: &str, needle: &str) {
-        *self.refusal.lock().unwrap() = Some(Refusal {
+        self.refusals.lock().unwrap().push(Refusal {
             operation: operation.to_string(),
             needle: needle.to_string(),
         });
     }
 
+    /// Ends every refusal.
     pub fn stop_refusing(&self) {
-        *self.refusal.lock().unwrap() = None;
+        self.refusals.lock().unwrap().clear();
     }
 
     /// Waits until every call that reached the proxy has been answered by the emulator (or
@@ -213,7 +215,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         "S3" => (plan.s3, plan.per_mille),
         _ => (plan.dynamodb, plan.dynamodb_per_mille),
     };
-    let refused = shared.refusal.lock().unwrap().as_ref().is_some_and(|r| {
+    let refused = shared.refusals.lock().unwrap().iter().any(|r| {
         service == "DynamoDB"
             && operation == r.operation
             && String::from_utf8_lossy(&request.body).contains(&r.needle)

@@ -313,6 +313,8 @@ async fn an_sqs_batch_costs_one_write_per_object_and_counts_repeats_once() {
     first.extend([&keys[3], &keys[0]]);
     let calls_before = proxy.calls().len();
     let result = completion.handle_events(&batch(&first)).await.unwrap();
+    // The proxy notes a call just after answering it.
+    proxy.wait_idle(std::time::Duration::from_secs(10)).await;
     let calls: Vec<String> = proxy.calls()[calls_before..]
         .iter()
         .map(|c| c.operation.clone())
@@ -335,14 +337,15 @@ async fn an_sqs_batch_costs_one_write_per_object_and_counts_repeats_once() {
     assert_eq!(view.pending(), 0);
 }
 
-/// A crash inside a batch settlement, stopped at one chosen write: after the objects' writes
-/// and before their count (the count refused), or after the count and before the receipt is
-/// deleted (the delete refused). Nothing is lost or counted twice: the objects stay settled,
-/// a redelivered batch finds them so (and counts nothing), the receipt waits out its lease
-/// (its call might still run), and then the sweeper (or two finishers at once) adds exactly
-/// what the count is missing (all 8, or none) and the job finalizes.
+/// A batch settlement stopped at one chosen write: after the objects' writes and before their
+/// count, or after the count and before the receipt is deleted; by an error (the call ends the
+/// receipt's lease) or by a crash (its clean-up refused too, so the lease stands). Nothing is
+/// lost or counted twice: the objects stay settled, a redelivered batch finds them so (and
+/// counts nothing), a crashed call's receipt waits out its lease (the call might still run),
+/// and then the sweeper (or two finishers at once) adds exactly what the count is missing (all
+/// 8, or none) and the job finalizes.
 #[tokio::test]
-async fn a_crash_inside_a_batch_settlement_loses_no_count_and_adds_none_twice() {
+async fn a_batch_settlement_stopped_midway_loses_no_count_and_adds_none_twice() {
     use integration_tests::fault_proxy::{FaultPlan, FaultProxy};
     use shared::adapters::memory::MemoryMailer;
     let proxy = FaultProxy::start(integration_tests::moto_endpoint(), FaultPlan::none());
@@ -358,10 +361,15 @@ async fn a_crash_inside_a_batch_settlement_loses_no_count_and_adds_none_twice() 
         .send()
         .await
         .unwrap();
-    for (operation, needle, counted_by_the_crashed_call, by_sweeper) in [
-        ("UpdateItem", "COUNT#", 0, true),
-        ("UpdateItem", "COUNT#", 0, false),
-        ("DeleteItem", "SETTLE#", 8, false),
+    // (refused writes, counted before the stop, lease ended by the call, finished by the sweeper)
+    let count = ("UpdateItem", "COUNT#");
+    let receipt_delete = ("DeleteItem", "SETTLE#");
+    let lease_release = ("UpdateItem", "lease_until");
+    for (refused, counted_by_the_crashed_call, released, by_sweeper) in [
+        (vec![count], 0, true, true),
+        (vec![count, lease_release], 0, false, true),
+        (vec![count, lease_release], 0, false, false),
+        (vec![receipt_delete, lease_release], 8, false, false),
     ] {
         let store = Arc::new(DynamoJobStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
@@ -397,14 +405,16 @@ async fn a_crash_inside_a_batch_settlement_loses_no_count_and_adds_none_twice() 
             .collect();
         let batch = json!({ "Records": records });
 
-        proxy.refuse_dynamodb(operation, needle);
+        for (operation, needle) in &refused {
+            proxy.refuse_dynamodb(operation, needle);
+        }
         let crashed = completion.handle_events(&batch).await.unwrap();
         proxy.stop_refusing();
         let failures = crashed.response["batchItemFailures"].as_array().unwrap();
         assert_eq!(
             failures.len(),
             8,
-            "{operation} refused: the whole batch is retried"
+            "{refused:?} refused: the whole batch is retried"
         );
         let page = store.list_objects(&job, None, 100).await.unwrap();
         assert!(
@@ -423,17 +433,21 @@ async fn a_crash_inside_a_batch_settlement_loses_no_count_and_adds_none_twice() 
         let again = completion.handle_events(&batch).await.unwrap();
         assert_eq!((again.completed, again.settled), (8, 0));
         let now = time::OffsetDateTime::now_utc();
-        assert_eq!(
-            store.finish_settlements(&job, now).await.unwrap(),
-            0,
-            "a receipt inside its lease belongs to its call"
-        );
-        assert_eq!(
-            counted(store.get_job(&job).await.unwrap().unwrap()),
-            counted_by_the_crashed_call
-        );
-
-        let later = now + time::Duration::minutes(31);
+        let later = if released {
+            // The call ended the lease when it gave up: the next sweep finishes the receipt.
+            now
+        } else {
+            assert_eq!(
+                store.finish_settlements(&job, now).await.unwrap(),
+                0,
+                "a receipt inside its lease belongs to its call"
+            );
+            assert_eq!(
+                counted(store.get_job(&job).await.unwrap().unwrap()),
+                counted_by_the_crashed_call
+            );
+            now + time::Duration::minutes(31)
+        };
         let expected = 8 - counted_by_the_crashed_call as usize;
         if by_sweeper {
             let sweep = completion.sweep(later).await.unwrap();

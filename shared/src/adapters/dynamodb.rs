@@ -87,17 +87,6 @@ impl DynamoJobStore {
     /// Creates the table (keys, `active-jobs` GSI, stream, TTL) unless it exists: for the local
     /// runner and tests; production tables come from the SAM template.
     pub async fn ensure_table(&self) -> Result<()> {
-        self.create_table(true).await
-    }
-
-    /// [`Self::ensure_table`] without the stream, for benchmarks on moto, which keeps every
-    /// stream record in memory and deep-copies them in each transaction. Nothing that needs the
-    /// stream (finalizer, early events from inserts) works on such a table.
-    pub async fn ensure_table_without_stream(&self) -> Result<()> {
-        self.create_table(false).await
-    }
-
-    async fn create_table(&self, stream: bool) -> Result<()> {
         let key = |name: &str, kind: KeyType| {
             KeySchemaElement::builder()
                 .attribute_name(name)
@@ -134,16 +123,12 @@ impl DynamoJobStore {
             .attribute_definitions(attr("sk")?)
             .attribute_definitions(attr("gsi1pk")?)
             .global_secondary_indexes(gsi)
-            .set_stream_specification(
-                stream
-                    .then(|| {
-                        StreamSpecification::builder()
-                            .stream_enabled(true)
-                            .stream_view_type(StreamViewType::NewAndOldImages)
-                            .build()
-                            .map_err(internal)
-                    })
-                    .transpose()?,
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(internal)?,
             )
             .send()
             .await;
@@ -437,8 +422,8 @@ impl DynamoJobStore {
     /// Settles many objects of one job without a transaction: a receipt item naming them is
     /// written first, then each object's conditional update (marked with the receipt), then
     /// the winners' counts are added once (see [`Self::close_receipt`]). A crash after the
-    /// receipt leaves it behind for [`JobStore::finish_settlements`]; no object is lost or
-    /// counted twice.
+    /// receipt leaves it behind for [`JobStore::finish_settlements`] once its lease is over (an
+    /// error ends the lease at once); no object is lost or counted twice.
     async fn settle_with_receipt(
         &self,
         job_id: &str,
@@ -461,24 +446,44 @@ impl DynamoJobStore {
             .send()
             .await
             .map_err(upstream)?;
-        let gates = batch
-            .iter()
-            .map(|(object, settlement)| self.settle_update(object, settlement, Some(&receipt)))
-            .collect::<Result<Vec<_>>>()?;
-        let won: Vec<bool> = stream::iter(gates.into_iter().map(|u| self.send_update(u)))
-            .buffered(WRITE_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_>>()?;
-        let mut counts = SettledCounts::default();
-        for ((object, settlement), won) in batch.iter().zip(&won) {
-            if *won {
-                counts.count(settlement.state, object.size);
+        let settled = async {
+            let gates = batch
+                .iter()
+                .map(|(object, settlement)| self.settle_update(object, settlement, Some(&receipt)))
+                .collect::<Result<Vec<_>>>()?;
+            let won: Vec<bool> = stream::iter(gates.into_iter().map(|u| self.send_update(u)))
+                .buffered(WRITE_CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_>>()?;
+            let mut counts = SettledCounts::default();
+            for ((object, settlement), won) in batch.iter().zip(&won) {
+                if *won {
+                    counts.count(settlement.state, object.size);
+                }
             }
+            self.close_receipt(job_id, shard, &receipt, &counts).await?;
+            Ok(won)
         }
-        self.close_receipt(job_id, shard, &receipt, &counts).await?;
-        Ok(won)
+        .await;
+        if let Err(err) = &settled {
+            // This call gives up on the receipt: end its lease, so the next sweep finishes it
+            // instead of waiting the lease out (best effort: a crash here leaves the lease).
+            let released = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(job_pk(job_id)))
+                .key("sk", s(receipt_sk(&receipt)))
+                .update_expression("SET lease_until = :released")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":released", n(0u64))
+                .send()
+                .await;
+            tracing::warn!(job_id, receipt = %receipt, error = %err, lease_released = released.is_ok(), "batch settlement stopped; the sweeper finishes it");
+        }
+        settled
     }
 
     /// Adds a receipt's counts to its shard (once: a repeat finds the receipt in `applied`),

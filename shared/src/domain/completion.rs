@@ -18,8 +18,8 @@
 //! mail is never sent twice.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -97,6 +97,10 @@ pub struct CompletionSettings {
     pub planning_stall: Duration,
     /// Local assets root for the copy back when the job has none (`BASE_PATH`).
     pub base_path: Option<String>,
+    /// How long the tally reuses its listing of the active jobs for the next batches. An
+    /// event that no listed job has a record for is looked up again with a fresh listing, so
+    /// a job created meanwhile is not missed.
+    pub active_jobs_ttl: Duration,
 }
 
 impl CompletionSettings {
@@ -113,6 +117,7 @@ impl CompletionSettings {
             give_up_after: Duration::from_secs(24 * 3600),
             planning_stall: Duration::from_secs(6 * 3600),
             base_path: None,
+            active_jobs_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -181,6 +186,8 @@ pub struct Completion {
     mailer: Option<Arc<dyn Mailer>>,
     dispatcher: Option<Arc<dyn Dispatcher>>,
     settings: CompletionSettings,
+    /// The active jobs as the tally last listed them, and when.
+    active: Mutex<Option<(Instant, Arc<Vec<ActiveJob>>)>>,
 }
 
 impl Completion {
@@ -198,6 +205,7 @@ impl Completion {
             mailer,
             dispatcher,
             settings,
+            active: Mutex::new(None),
         }
     }
 
@@ -214,8 +222,8 @@ impl Completion {
     }
 
     /// Tallies a batch of completions (an SQS batch) with a few store calls for all of them:
-    /// one listing of the active jobs, one read per job of the records the events can be,
-    /// one transaction per ~100 settlements. Each object is settled once per job however
+    /// one listing of the active jobs (reused for `active_jobs_ttl`), one read per job of the
+    /// records the events can be, and `settle_many` of the pending ones. Each object is settled once per job however
     /// often (or in whatever order) its event comes; a repeat inside the batch is a duplicate.
     /// An event no active job has a record for yet is kept as an early event. Per event, its
     /// outcome, or why it is invalid; a store error fails the whole batch (retrying is safe).
@@ -227,7 +235,9 @@ impl Completion {
             .filter(|&i| !events[i].bucket.is_empty() && !events[i].key.is_empty())
             .collect();
         let mut outcomes = vec![TallyOutcome::default(); events.len()];
-        let early = self.settle_batch(events, &valid, &mut outcomes).await?;
+        let early = self
+            .settle_batch(events, &valid, &mut outcomes, false)
+            .await?;
         if !early.is_empty() {
             let now = OffsetDateTime::now_utc();
             for &i in &early {
@@ -244,9 +254,11 @@ impl Completion {
                     .await?;
                 outcomes[i].kept_early = true;
             }
-            // The object may have been recorded between the first look and the write above;
-            // whoever records it after the write finds the early event.
-            self.settle_batch(events, &early, &mut outcomes).await?;
+            // The object may have been recorded between the first look and the write above
+            // (or its job be newer than the listing reused); whoever records it after the
+            // write finds the early event.
+            self.settle_batch(events, &early, &mut outcomes, true)
+                .await?;
         }
         Ok(outcomes
             .into_iter()
@@ -264,6 +276,21 @@ impl Completion {
             .collect())
     }
 
+    /// The active jobs: listed again when `fresh` or when the last listing is older than
+    /// `active_jobs_ttl`, else that listing (one Query fewer per batch of a busy tally).
+    async fn active_jobs(&self, fresh: bool) -> Result<Arc<Vec<ActiveJob>>> {
+        if !fresh {
+            if let Some((at, jobs)) = &*self.active.lock().expect("active jobs lock") {
+                if at.elapsed() < self.settings.active_jobs_ttl {
+                    return Ok(jobs.clone());
+                }
+            }
+        }
+        let jobs = Arc::new(self.jobs.active_jobs().await?);
+        *self.active.lock().expect("active jobs lock") = Some((Instant::now(), jobs.clone()));
+        Ok(jobs)
+    }
+
     /// Looks up the records `events[which]` can be and settles the pending ones; returns the
     /// events for which an active job (or none at all) has no record yet.
     async fn settle_batch(
@@ -271,8 +298,9 @@ impl Completion {
         events: &[RestoreCompletion],
         which: &[usize],
         outcomes: &mut [TallyOutcome],
+        fresh: bool,
     ) -> Result<Vec<usize>> {
-        let active = self.jobs.active_jobs().await?;
+        let active = self.active_jobs(fresh).await?;
         let mut keys_by_job: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for &i in which {
             for job in active
@@ -1227,6 +1255,27 @@ mod tests {
             view.job.manifest.as_deref(),
             Some("s3://manifests/j1/report.json")
         );
+    }
+
+    /// The tally reuses its listing of the active jobs for a few seconds. A job started
+    /// after that listing still gets its events: what no listed job has a record for is kept
+    /// as an early event and looked up again with a fresh listing, which finds the new job.
+    #[tokio::test]
+    async fn a_job_newer_than_the_reused_listing_still_gets_its_events() {
+        let w = world(false);
+        restoring_job(w.jobs.as_ref(), "j1", "p1", &["p1/a"]).await;
+        let first = w.completion.record(&event("p1/a")).await.unwrap();
+        assert_eq!(first.settled, ["j1"]);
+        assert!(!first.kept_early);
+        restoring_job(w.jobs.as_ref(), "j2", "p2", &["p2/x"]).await;
+        let second = w.completion.record(&event("p2/x")).await.unwrap();
+        assert!(
+            second.kept_early,
+            "the reused listing (without j2) was asked first"
+        );
+        assert_eq!(second.settled, ["j2"], "the fresh listing found j2");
+        let view = w.jobs.get_job("j2").await.unwrap().unwrap();
+        assert_eq!(view.settled.restored, 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

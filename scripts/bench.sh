@@ -28,7 +28,7 @@ if [ -n "$missing" ]; then
   echo "bench: installing$missing from Debian" >&2
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq
-  $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 scripts/emulator.sh install >/dev/null
 

@@ -46,6 +46,9 @@ cargo build --quiet --release $packages
 bin="$CARGO_TARGET_DIR/release"
 
 stamp() { date -u '+%Y-%m-%d %H:%M UTC'; }
+# Named in every fragment: sections kept from earlier runs may come from another machine.
+BENCH_MACHINE="$(nproc) cores, $(sed -n 's/^model name\s*:\s*//p' /proc/cpuinfo | head -n1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM"
+export BENCH_MACHINE
 
 size_section() {
   local out="$BENCH_OUT/size.md" how zips="$BENCH_OUT/zips"
@@ -73,7 +76,7 @@ PY
   {
     echo "## Release zip sizes"
     echo
-    echo "_Measured $(stamp)._ $how Target: ≤ 10 MB per zip."
+    echo "_Measured $(stamp) on $BENCH_MACHINE._ $how Target: ≤ 10 MB per zip."
     echo
     echo "| Function | zip | unzipped binary | ≤ 10 MB |"
     echo "| --- | --- | --- | --- |"
@@ -105,9 +108,9 @@ results=bench/results.md
 {
   echo "# Benchmark results"
   echo
-  echo "Written by \`make bench\` on $(stamp); machine: $(nproc) cores,"
-  echo "$(sed -n 's/^model name\s*:\s*//p' /proc/cpuinfo | head -n1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM, $(uname -srm)."
-  echo "Sections run this time: $sections. Each section says when it was measured."
+  echo "Written by \`make bench\` on $(stamp); machine: $BENCH_MACHINE, $(uname -srm)."
+  echo "Sections run this time: ${sections:-none (fragments put together only)}. Each section says when and on what machine it was"
+  echo "measured: compare figures within a section, not across sections of different machines."
   echo
   for s in $all_sections; do
     if [ -f "$BENCH_OUT/$s.md" ]; then cat "$BENCH_OUT/$s.md"; echo; else echo "## $s"; echo; echo "_Not measured yet._"; echo; fi

@@ -77,6 +77,13 @@ pub fn stamp() -> String {
         .unwrap_or_default()
 }
 
+/// The machine a fragment was measured on (`BENCH_MACHINE`, which `scripts/bench.sh` sets
+/// from the CPU model, cores and memory): fragments of different runs sit side by side in
+/// `bench/results.md` and may come from different machines.
+fn machine() -> String {
+    std::env::var("BENCH_MACHINE").unwrap_or_else(|_| "this machine".to_string())
+}
+
 /// Writes one section's fragment (title, when, free text, table) and echoes it to stdout.
 pub fn write_fragment(
     section: &str,
@@ -85,8 +92,9 @@ pub fn write_fragment(
     table: &Table,
 ) -> std::io::Result<()> {
     let body = format!(
-        "## {title}\n\n_Measured {}._ {text}\n\n{}\n",
+        "## {title}\n\n_Measured {} on {}._ {text}\n\n{}\n",
         stamp(),
+        machine(),
         table.to_markdown()
     );
     let path = fragment_path(section);

@@ -64,6 +64,10 @@ async fn the_sweeper_settles_an_object_whose_event_never_came() {
             ("S/restored.mov", 64),
             ("S/never asked.mov", 64),
             ("S/deleted.mov", 64),
+            // Enough objects that one sweep settles them as a batch (a receipt on DynamoDB).
+            ("S/deleted 2.mov", 64),
+            ("S/deleted 3.mov", 64),
+            ("S/deleted 4.mov", 64),
         ],
     )
     .await;
@@ -93,8 +97,8 @@ async fn the_sweeper_settles_an_object_whose_event_never_came() {
         .sweep(time::OffsetDateTime::now_utc())
         .await
         .unwrap();
-    assert_eq!(report.checked, 3);
-    assert_eq!((report.restored, report.failed), (1, 2));
+    assert_eq!(report.checked, 6);
+    assert_eq!((report.restored, report.failed), (1, 5));
     assert_eq!(report.finalized, vec![job.clone()]);
 
     let all = store.list_objects(&job, None, 10).await.unwrap().objects;
@@ -105,12 +109,20 @@ async fn the_sweeper_settles_an_object_whose_event_never_came() {
     let never = by_key("S/never asked.mov");
     assert_eq!(never.state, ObjectState::Failed);
     assert!(never.error.unwrap().contains("no restore in progress"));
-    let deleted = by_key("S/deleted.mov");
-    assert_eq!(deleted.error.as_deref(), Some("object no longer exists"));
+    for key in [
+        "S/deleted.mov",
+        "S/deleted 2.mov",
+        "S/deleted 3.mov",
+        "S/deleted 4.mov",
+    ] {
+        let deleted = by_key(key);
+        assert_eq!(deleted.state, ObjectState::Failed);
+        assert_eq!(deleted.error.as_deref(), Some("object no longer exists"));
+    }
 
     let view = store.get_job(&job).await.unwrap().unwrap();
     assert_eq!(view.job.state, JobState::CompletedWithErrors);
-    assert_eq!((view.settled.restored, view.settled.failed), (1, 2));
+    assert_eq!((view.settled.restored, view.settled.failed), (1, 5));
     assert_eq!(mailer.sent().len(), 1);
 
     // The next sweep finds nothing to do: the job is no longer active.

@@ -1707,9 +1707,8 @@ impl JobStore for DynamoJobStore {
         Ok(())
     }
 
-    /// A filtered Scan: the sweeper runs every few minutes, and the lock items are few, but
-    /// the Scan reads the whole table. A sparse GSI on the lock items would make it a Query
-    /// (left for when tables get large; see README).
+    /// One Query of the sparse `ACTIVE` index: only the project-lock items carry `gsi1pk`, so
+    /// it reads the active jobs and nothing else, however large the table.
     async fn active_jobs(&self) -> Result<Vec<ActiveJob>> {
         let mut active = Vec::new();
         let mut start: Option<Item> = None;

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -888,10 +889,8 @@ impl Completion {
                 .collect();
             let from_early = self.absorb_early(&pending).await?;
             report.from_early_events += from_early;
-            for object in pending {
-                self.sweep_object(job, &object, requested_by, now, report)
-                    .await?;
-            }
+            self.sweep_page(job, pending, requested_by, now, report)
+                .await?;
             match page.next {
                 Some(next) => after = Some(next),
                 None => break,
@@ -903,14 +902,61 @@ impl Completion {
         Ok(())
     }
 
-    async fn sweep_object(
+    /// Checks a page of pending objects, up to [`SWEEP_HEADS_IN_FLIGHT`] HeadObjects at a
+    /// time, and settles what it found in one batch.
+    async fn sweep_page(
+        &self,
+        job: &super::job::Job,
+        pending: Vec<ObjectRecord>,
+        requested_by: OffsetDateTime,
+        now: OffsetDateTime,
+        report: &mut SweepReport,
+    ) -> Result<()> {
+        // The futures are made up front (not mapped lazily inside the stream) so the sweep
+        // stays `Send` for `tokio::spawn` (a closure in the stream type trips lifetime
+        // inference there); none runs before `buffered` polls it.
+        let checks: Vec<_> = pending
+            .iter()
+            .map(|object| self.check_object(job, object, requested_by, now))
+            .collect();
+        let findings: Vec<Finding> = futures::stream::iter(checks)
+            .buffered(SWEEP_HEADS_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut batch = Vec::new();
+        for (object, finding) in pending.into_iter().zip(findings) {
+            match finding {
+                Finding::NotDue => {}
+                Finding::StillPending => report.checked += 1,
+                Finding::Settle(settlement) => {
+                    report.checked += 1;
+                    batch.push((object, settlement));
+                }
+            }
+        }
+        let settled = self.jobs.settle_many(&batch).await?;
+        for ((object, settlement), settled) in batch.iter().zip(settled) {
+            if !settled {
+                continue; // settled meanwhile, by an event
+            }
+            tracing::info!(job_id = %job.job_id, bucket = %object.bucket, key = %object.key, state = %settlement.state, reason = settlement.error.as_deref().unwrap_or(""), "sweeper settled object");
+            match settlement.state {
+                ObjectState::Restored => report.restored += 1,
+                ObjectState::NotNeeded => report.not_needed += 1,
+                _ => report.failed += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// What HeadObject says of one pending object once its tier's window has passed.
+    async fn check_object(
         &self,
         job: &super::job::Job,
         object: &ObjectRecord,
         requested_by: OffsetDateTime,
         now: OffsetDateTime,
-        report: &mut SweepReport,
-    ) -> Result<()> {
+    ) -> Finding {
         let tier = object.tier.unwrap_or(job.tier);
         let window = match self.settings.window_override {
             Some(w) => w,
@@ -920,71 +966,67 @@ impl Completion {
         };
         let due = requested_by + window;
         if now < due {
-            return Ok(());
+            return Finding::NotDue;
         }
         let give_up = now >= due + self.settings.give_up_after;
-        report.checked += 1;
         let target = ObjectRef {
             bucket: object.bucket.clone(),
             key: object.key.clone(),
             version_id: object.version_id.clone(),
         };
-        let settlement = match self.objects.head(&target).await {
+        let failed = |reason: String| {
+            Finding::Settle(Settlement {
+                state: ObjectState::Failed,
+                expiry: None,
+                error: Some(reason),
+            })
+        };
+        match self.objects.head(&target).await {
             Ok(head) => match head.classify(tier, RestorePolicy::default()) {
-                Classification::Readable => Some((ObjectState::NotNeeded, None, None)),
-                Classification::AlreadyRestored(status) => {
-                    Some((ObjectState::Restored, status.expiry, None))
-                }
-                Classification::Pending if give_up => Some((
-                    ObjectState::Failed,
-                    None,
-                    Some(format!(
-                        "restore still in progress {} after its expected window",
-                        human(now - due)
-                    )),
+                Classification::Readable => Finding::Settle(Settlement {
+                    state: ObjectState::NotNeeded,
+                    expiry: None,
+                    error: None,
+                }),
+                Classification::AlreadyRestored(status) => Finding::Settle(Settlement {
+                    state: ObjectState::Restored,
+                    expiry: status.expiry,
+                    error: None,
+                }),
+                Classification::Pending if give_up => failed(format!(
+                    "restore still in progress {} after its expected window",
+                    human(now - due)
                 )),
-                Classification::Pending => None,
+                Classification::Pending => Finding::StillPending,
                 // Archived and no restore running: the request was lost or the restored copy
                 // already expired; waiting longer will not bring it back.
-                Classification::Restore(_) => Some((
-                    ObjectState::Failed,
-                    None,
-                    Some("no restore in progress or restored copy found (request lost or copy expired)".into()),
-                )),
+                Classification::Restore(_) => failed(
+                    "no restore in progress or restored copy found (request lost or copy expired)"
+                        .into(),
+                ),
             },
-            Err(err) if err.http_status() == 404 => Some((
-                ObjectState::Failed,
-                None,
-                Some("object no longer exists".to_string()),
-            )),
+            Err(err) if err.http_status() == 404 => failed("object no longer exists".into()),
             Err(err) => {
                 tracing::warn!(job_id = %job.job_id, bucket = %object.bucket, key = %object.key, error = %err, "sweeper HeadObject failed");
-                None
-            }
-        };
-        if let Some((state, expiry, error)) = settlement {
-            let settled = self
-                .jobs
-                .settle(
-                    object,
-                    &Settlement {
-                        state,
-                        expiry,
-                        error: error.clone(),
-                    },
-                )
-                .await?;
-            if settled {
-                tracing::info!(job_id = %job.job_id, bucket = %object.bucket, key = %object.key, state = %state, reason = error.as_deref().unwrap_or(""), "sweeper settled object");
-                match state {
-                    ObjectState::Restored => report.restored += 1,
-                    ObjectState::NotNeeded => report.not_needed += 1,
-                    _ => report.failed += 1,
-                }
+                Finding::StillPending
             }
         }
-        Ok(())
     }
+}
+
+/// HeadObjects the sweeper has in flight at once. A job whose events never came (a lost
+/// notification configuration, say) can have hundreds of thousands of due objects; one at a
+/// time, at tens of milliseconds each on S3, would not get through them in one 15-minute run.
+pub const SWEEP_HEADS_IN_FLIGHT: usize = 32;
+
+/// What the sweeper found for one pending object.
+enum Finding {
+    /// Its tier's window has not passed yet: not checked.
+    NotDue,
+    /// Checked, and still restoring (or HeadObject failed): looked at again next sweep.
+    StillPending,
+    /// Checked, and done one way or another.
+    Settle(Settlement),
 }
 
 fn human(d: time::Duration) -> String {
@@ -1502,6 +1544,41 @@ mod tests {
         assert!(slow.error.unwrap().contains("still in progress"));
         assert_eq!(w.mailer.sent().len(), 1);
         assert!(w.completion.sweep(later).await.unwrap().jobs == 0);
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_checks_many_objects_at_once_and_settles_each_once() {
+        let mut w = world(false);
+        let keys: Vec<String> = (0..100).map(|i| format!("pc/{i:03}.mov")).collect();
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        restoring_job(w.jobs.as_ref(), "jc", "pc", &key_refs).await;
+        // Every other object restored; the rest gone from the bucket.
+        for key in keys.iter().step_by(2) {
+            let mut done = crate::adapters::memory::StoredObject::new(100, StorageClass::Glacier);
+            done.restore = Some(RestoreStatus {
+                ongoing: false,
+                expiry: Some(OffsetDateTime::now_utc() + time::Duration::days(2)),
+            });
+            w.s3.insert("media", key, done);
+        }
+        // One of them already counted by its event: no longer pending, not checked.
+        w.completion.record(&event("pc/000.mov")).await.unwrap();
+        w.s3.delay_heads(Duration::from_millis(5));
+        w.completion.settings.window_override = Some(Duration::ZERO);
+        let report = w.completion.sweep(OffsetDateTime::now_utc()).await.unwrap();
+        let (heads, most) = w.s3.head_calls();
+        assert_eq!(heads, 99, "one HeadObject per pending object");
+        assert!(
+            most > 1 && most <= SWEEP_HEADS_IN_FLIGHT,
+            "{most} HeadObjects at once"
+        );
+        assert_eq!(report.checked, 99);
+        assert_eq!((report.restored, report.failed), (49, 50));
+        let view = w.jobs.get_job("jc").await.unwrap().unwrap();
+        assert_eq!((view.settled.restored, view.settled.failed), (50, 50));
+        assert_eq!(view.job.state, JobState::CompletedWithErrors);
+        assert_eq!(report.finalized, vec!["jc"]);
+        assert_eq!(w.mailer.sent().len(), 1);
     }
 
     #[tokio::test]

@@ -73,6 +73,17 @@ struct Inner {
     restore_calls: Vec<(ObjectRef, RestoreParams)>,
     /// `Days` of the last accepted restore per object, applied by `complete_restore`.
     days: HashMap<Key, Option<i32>>,
+    heads: HeadCalls,
+}
+
+/// HeadObject calls: how long each takes and how many ran at once, for callers that must not
+/// check objects one at a time.
+#[derive(Default)]
+struct HeadCalls {
+    delay: std::time::Duration,
+    calls: usize,
+    in_flight: usize,
+    most_in_flight: usize,
 }
 
 /// The in-memory object store. Cheap to share behind an `Arc`.
@@ -97,6 +108,18 @@ impl MemoryObjectStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panicking test thread must not hide the state from the assertions that follow.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes every HeadObject take `delay` (a stand-in for S3's latency), so that calls
+    /// made concurrently overlap.
+    pub fn delay_heads(&self, delay: std::time::Duration) {
+        self.lock().heads.delay = delay;
+    }
+
+    /// HeadObject calls so far, and the most that were in flight at once.
+    pub fn head_calls(&self) -> (usize, usize) {
+        let heads = &self.lock().heads;
+        (heads.calls, heads.most_in_flight)
     }
 
     /// Creates an empty bucket (adding an object creates its bucket too).
@@ -344,7 +367,18 @@ impl ObjectStore for MemoryObjectStore {
 
     async fn head(&self, object: &ObjectRef) -> Result<ObjectHead> {
         self.take_failure(ObjectStoreOp::Head)?;
-        let inner = self.lock();
+        let delay = {
+            let heads = &mut self.lock().heads;
+            heads.calls += 1;
+            heads.in_flight += 1;
+            heads.most_in_flight = heads.most_in_flight.max(heads.in_flight);
+            heads.delay
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let mut inner = self.lock();
+        inner.heads.in_flight -= 1;
         let stored = inner.objects.get(&key_of(object)).ok_or_else(|| {
             Error::not_found(
                 "no_such_key",

@@ -3,7 +3,7 @@
 # ./.venv), build the harness and every measured binary once in release, run each section
 # (`restore-bench <section>`, each against a private moto server) and put the fragments
 # together into bench/results.md, which is printed at the end.
-#   BENCH_SECTIONS  sections to run (default: all): fanout tally coldstart size copy
+#   BENCH_SECTIONS  sections to run (default: all): fanout tally sweep coldstart size copy
 #   BENCH_RUNS      runs per figure, the median is reported (default 3)
 #   more knobs per section: see bench/README.md
 # Fragments of sections not run this time stay from their last run and say when they ran
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_sections="fanout tally coldstart size copy"
+all_sections="fanout tally sweep coldstart size copy"
 sections=${BENCH_SECTIONS-$all_sections}  # set but empty: only put the results together
 for s in $sections; do
   case " $all_sections " in *" $s "*) ;; *) echo "bench: no section '$s' (one of: $all_sections)" >&2; exit 2 ;; esac

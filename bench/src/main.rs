@@ -12,11 +12,12 @@ async fn main() -> std::process::ExitCode {
     let result = match section.as_str() {
         "fanout" => sections::fanout::run().await,
         "tally" => sections::tally::run().await,
+        "sweep" => sections::sweep::run().await,
         "coldstart" => sections::coldstart::run().await,
         "copy" => sections::copy::run().await,
         "s3-endpoint" => serve().await,
         other => Err(format!(
-            "unknown section {other:?}; one of: fanout, tally, coldstart, copy, s3-endpoint"
+            "unknown section {other:?}; one of: fanout, tally, sweep, coldstart, copy, s3-endpoint"
         )),
     };
     match result {

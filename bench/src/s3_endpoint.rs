@@ -1,5 +1,5 @@
-//! A latency-modelling S3 endpoint: ListObjects(V2), HeadObject, RestoreObject and GetObject
-//! over an in-memory catalogue, served through the `s3s` protocol library.
+//! A latency-modelling S3 endpoint: ListObjects(V2), HeadObject, RestoreObject, GetObject and
+//! PutObject over an in-memory catalogue, served through the `s3s` protocol library.
 //!
 //! Real S3 answers in tens of milliseconds and has no practical concurrency cap, while moto
 //! answers in about 4 ms but serialises requests (~250/s). This endpoint waits a fixed latency
@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures::StreamExt;
 
 use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -62,6 +64,7 @@ pub enum Op {
     Head,
     Restore,
     Get,
+    Put,
 }
 
 #[derive(Default)]
@@ -99,6 +102,16 @@ impl Catalogue {
             .entry(bucket.to_string())
             .or_default()
             .insert(key.to_string(), entry);
+    }
+
+    /// Creates an empty bucket (`put` creates its bucket too; PutObject does not).
+    pub fn create_bucket(&self, bucket: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .buckets
+            .entry(bucket.to_string())
+            .or_default();
     }
 
     /// `count` GLACIER objects `<prefix>obj-<n>.mxf` of `size` bytes, none restored.
@@ -376,6 +389,42 @@ impl S3 for Catalogue {
         let mut response = S3Response::new(RestoreObjectOutput::default());
         response.extensions.insert(RestoreStatusCode(status));
         Ok(response)
+    }
+
+    /// A STANDARD object into an existing bucket (the finalizer's manifests).
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let input = req.input;
+        self.count(Op::Put, &input.key);
+        self.wait().await;
+        let mut data = Vec::new();
+        if let Some(mut body) = input.body {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| s3_error!(IncompleteBody, "{e}"))?;
+                data.extend_from_slice(&chunk);
+            }
+        }
+        let etag = format!("{:032x}", data.len());
+        let mut state = self.state.lock().unwrap();
+        let objects = state
+            .buckets
+            .get_mut(&input.bucket)
+            .ok_or_else(|| s3_error!(NoSuchBucket))?;
+        objects.insert(
+            input.key,
+            Entry {
+                storage_class: "STANDARD",
+                data: Bytes::from(data),
+                restore: Restore::None,
+                etag: etag.clone(),
+            },
+        );
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        }))
     }
 
     async fn get_object(

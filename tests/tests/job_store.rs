@@ -2,6 +2,7 @@
 //! adapter (so the unit tests that use the memory store test the same semantics).
 
 use shared::adapters::memory::MemoryJobStore;
+use shared::domain::completion::EarlyEvent;
 use shared::domain::job::{
     shard_of, CreateOutcome, Cursor, Job, LeaseOutcome, ObjectRecord, PageCommit, PlanTotals,
     Settlement, StatsRecord,
@@ -554,6 +555,46 @@ async fn stats_roundtrip(store: &dyn JobStore, tag: &str) {
     );
 }
 
+/// Early events by object, one at a time and many at once (more than one BatchGetItem's 100
+/// keys, with keys that have no event and a key asked twice).
+async fn early_events_by_object(store: &dyn JobStore, tag: &str) {
+    let bucket = format!("early-{tag}-{}", integration_tests::unique_name("b"));
+    let at = |s: i64| OffsetDateTime::from_unix_timestamp(1_900_000_000 + s).unwrap();
+    let event = |key: String| EarlyEvent {
+        bucket: bucket.clone(),
+        key,
+        version_id: None,
+        expiry: Some(at(3600)),
+        received_at: at(0),
+        expires_at: at(86_400),
+    };
+    // Every third of 150 objects has an event.
+    let keys: Vec<String> = (0..150)
+        .map(|i| format!("Assets/clip {i:03}.mov"))
+        .collect();
+    let mut kept: Vec<EarlyEvent> = keys.iter().step_by(3).cloned().map(event).collect();
+    kept[0].version_id = Some("v1".into());
+    for e in &kept {
+        store.put_early_event(e).await.unwrap();
+    }
+    assert_eq!(
+        store.get_early_event(&bucket, &keys[0]).await.unwrap(),
+        Some(kept[0].clone())
+    );
+    assert_eq!(
+        store.get_early_event(&bucket, &keys[1]).await.unwrap(),
+        None
+    );
+
+    let mut asked: Vec<(&str, &str)> = keys.iter().map(|k| (bucket.as_str(), k.as_str())).collect();
+    asked.push((bucket.as_str(), keys[3].as_str()));
+    asked.push(("another-bucket", keys[0].as_str()));
+    let mut got = store.get_early_events(&asked).await.unwrap();
+    got.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(got, kept, "each kept event once, nothing else");
+    assert!(store.get_early_events(&[]).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn dynamodb_job_lifecycle_and_project_lock() {
     lifecycle_and_project_lock(&integration_tests::job_store().await, "d").await;
@@ -602,6 +643,16 @@ async fn dynamodb_stats_roundtrip() {
 #[tokio::test]
 async fn memory_stats_roundtrip() {
     stats_roundtrip(&MemoryJobStore::new(), "m").await;
+}
+
+#[tokio::test]
+async fn dynamodb_early_events_by_object() {
+    early_events_by_object(&integration_tests::job_store().await, "d").await;
+}
+
+#[tokio::test]
+async fn memory_early_events_by_object() {
+    early_events_by_object(&MemoryJobStore::new(), "m").await;
 }
 
 #[tokio::test]

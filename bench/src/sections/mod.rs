@@ -3,4 +3,5 @@
 pub mod coldstart;
 pub mod copy;
 pub mod fanout;
+pub mod sweep;
 pub mod tally;

@@ -529,16 +529,29 @@ impl DynamoJobStore {
 
     /// The stored items of a job's objects by key (missing ones left out), read consistently.
     async fn object_items(&self, job_id: &str, keys: &[String]) -> Result<HashMap<String, Item>> {
-        let mut found: HashMap<String, Item> = HashMap::new();
         let mut unique: Vec<&String> = keys.iter().collect();
         unique.sort();
         unique.dedup();
-        for chunk in unique.chunks(BATCH) {
+        let items = self
+            .batch_get(unique.iter().map(|key| (job_pk(job_id), obj_sk(key))))
+            .await?;
+        items
+            .into_iter()
+            .map(|item| Ok((get_s(&item, "key")?, item)))
+            .collect()
+    }
+
+    /// The items with these `(pk, sk)` keys (missing ones left out; no key twice), read
+    /// consistently with BatchGetItem, 100 keys per call, unprocessed keys asked again.
+    async fn batch_get(&self, keys: impl Iterator<Item = (String, String)>) -> Result<Vec<Item>> {
+        let keys: Vec<(String, String)> = keys.collect();
+        let mut found = Vec::new();
+        for chunk in keys.chunks(BATCH) {
             let mut request = KeysAndAttributes::builder().consistent_read(true);
-            for key in chunk {
+            for (pk, sk) in chunk {
                 let mut k = Item::new();
-                k.insert("pk".into(), s(job_pk(job_id)));
-                k.insert("sk".into(), s(obj_sk(key)));
+                k.insert("pk".into(), s(pk.clone()));
+                k.insert("sk".into(), s(sk.clone()));
                 request = request.keys(k);
             }
             let mut pending = Some(HashMap::from([(
@@ -559,9 +572,7 @@ impl DynamoJobStore {
                     .await
                     .map_err(upstream)?;
                 if let Some(mut responses) = out.responses {
-                    for item in responses.remove(&self.table).into_iter().flatten() {
-                        found.insert(get_s(&item, "key")?, item);
-                    }
+                    found.extend(responses.remove(&self.table).into_iter().flatten());
                 }
                 pending = out.unprocessed_keys;
             }
@@ -668,6 +679,20 @@ fn obj_sk(key: &str) -> String {
 
 fn early_pk(bucket: &str, key: &str) -> String {
     format!("EARLY#{bucket}#{key}")
+}
+
+/// Sort key of an early event's item (one per object).
+const EARLY_SK: &str = "EVENT";
+
+fn early_event(item: &Item) -> Result<EarlyEvent> {
+    Ok(EarlyEvent {
+        bucket: get_s(item, "bucket")?,
+        key: get_s(item, "key")?,
+        version_id: opt_s(item, "version_id"),
+        expiry: opt_time(item, "expiry"),
+        received_at: get_time(item, "received_at")?,
+        expires_at: get_time(item, "expires_at")?,
+    })
 }
 
 fn ts(t: OffsetDateTime) -> String {
@@ -1654,7 +1679,7 @@ impl JobStore for DynamoJobStore {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(early_pk(&event.bucket, &event.key)))
-            .item("sk", s("EVENT"))
+            .item("sk", s(EARLY_SK))
             .item("bucket", s(&event.bucket))
             .item("key", s(&event.key))
             .item("received_at", s(ts(event.received_at)))
@@ -1676,23 +1701,25 @@ impl JobStore for DynamoJobStore {
             .get_item()
             .table_name(&self.table)
             .key("pk", s(early_pk(bucket, key)))
-            .key("sk", s("EVENT"))
+            .key("sk", s(EARLY_SK))
             .consistent_read(true)
             .send()
             .await
             .map_err(upstream)?;
-        out.item
-            .map(|item| {
-                Ok(EarlyEvent {
-                    bucket: get_s(&item, "bucket")?,
-                    key: get_s(&item, "key")?,
-                    version_id: opt_s(&item, "version_id"),
-                    expiry: opt_time(&item, "expiry"),
-                    received_at: get_time(&item, "received_at")?,
-                    expires_at: get_time(&item, "expires_at")?,
-                })
-            })
-            .transpose()
+        out.item.as_ref().map(early_event).transpose()
+    }
+
+    async fn get_early_events(&self, objects: &[(&str, &str)]) -> Result<Vec<EarlyEvent>> {
+        let mut pks: Vec<String> = objects
+            .iter()
+            .map(|(bucket, key)| early_pk(bucket, key))
+            .collect();
+        pks.sort();
+        pks.dedup();
+        let items = self
+            .batch_get(pks.into_iter().map(|pk| (pk, EARLY_SK.to_string())))
+            .await?;
+        items.iter().map(early_event).collect()
     }
 
     async fn clear_marker(&self, job_id: &str, marker: &str) -> Result<()> {

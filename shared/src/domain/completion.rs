@@ -102,6 +102,8 @@ pub struct CompletionSettings {
     /// event that no listed job has a record for is looked up again with a fresh listing, so
     /// a job created meanwhile is not missed.
     pub active_jobs_ttl: Duration,
+    /// HeadObjects the sweeper has in flight at once (default [`SWEEP_HEADS_IN_FLIGHT`]).
+    pub sweep_heads_in_flight: usize,
 }
 
 impl CompletionSettings {
@@ -119,6 +121,7 @@ impl CompletionSettings {
             planning_stall: Duration::from_secs(6 * 3600),
             base_path: None,
             active_jobs_ttl: Duration::from_secs(5),
+            sweep_heads_in_flight: SWEEP_HEADS_IN_FLIGHT,
         }
     }
 }
@@ -388,34 +391,49 @@ impl Completion {
     /// this call settled.
     pub async fn absorb_early(&self, objects: &[ObjectRecord]) -> Result<usize> {
         let now = OffsetDateTime::now_utc();
-        let mut settled = 0;
-        for object in objects.iter().filter(|o| o.is_pending()) {
-            let Some(early) = self
-                .jobs
-                .get_early_event(&object.bucket, &object.key)
-                .await?
-            else {
-                continue;
-            };
-            if !early.applies_to(object, now) {
-                continue;
-            }
-            let settlement = Settlement {
-                state: ObjectState::Restored,
-                expiry: early.expiry,
-                error: None,
-            };
-            if self.jobs.settle(object, &settlement).await? {
+        let pending: Vec<&ObjectRecord> = objects.iter().filter(|o| o.is_pending()).collect();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let keys: Vec<(&str, &str)> = pending
+            .iter()
+            .map(|o| (o.bucket.as_str(), o.key.as_str()))
+            .collect();
+        let early: HashMap<(String, String), _> = self
+            .jobs
+            .get_early_events(&keys)
+            .await?
+            .into_iter()
+            .map(|event| ((event.bucket.clone(), event.key.clone()), event))
+            .collect();
+        let batch: Vec<(ObjectRecord, Settlement)> = pending
+            .into_iter()
+            .filter_map(|object| {
+                let event = early.get(&(object.bucket.clone(), object.key.clone()))?;
+                event.applies_to(object, now).then(|| {
+                    let settlement = Settlement {
+                        state: ObjectState::Restored,
+                        expiry: event.expiry,
+                        error: None,
+                    };
+                    (object.clone(), settlement)
+                })
+            })
+            .collect();
+        let settled = self.jobs.settle_many(&batch).await?;
+        let mut count = 0;
+        for ((object, _), settled) in batch.iter().zip(settled) {
+            if settled {
                 tracing::info!(
                     job_id = %object.job_id,
                     bucket = %object.bucket,
                     key = %object.key,
                     "object restored by an early event"
                 );
-                settled += 1;
+                count += 1;
             }
         }
-        Ok(settled)
+        Ok(count)
     }
 
     /// Handles a whole `restore-events` invocation payload (S3 notification, SQS batch of
@@ -902,8 +920,8 @@ impl Completion {
         Ok(())
     }
 
-    /// Checks a page of pending objects, up to [`SWEEP_HEADS_IN_FLIGHT`] HeadObjects at a
-    /// time, and settles what it found in one batch.
+    /// Checks a page of pending objects, up to `sweep_heads_in_flight` HeadObjects at a time,
+    /// and settles what it found in one batch.
     async fn sweep_page(
         &self,
         job: &super::job::Job,
@@ -920,7 +938,7 @@ impl Completion {
             .map(|object| self.check_object(job, object, requested_by, now))
             .collect();
         let findings: Vec<Finding> = futures::stream::iter(checks)
-            .buffered(SWEEP_HEADS_IN_FLIGHT)
+            .buffered(self.settings.sweep_heads_in_flight.max(1))
             .collect()
             .await;
         let mut batch = Vec::new();

@@ -135,6 +135,20 @@ pub trait JobStore: Send + Sync {
     /// check `expires_at`, TTL deletion is lazy).
     async fn get_early_event(&self, bucket: &str, key: &str) -> Result<Option<EarlyEvent>>;
 
+    /// [`JobStore::get_early_event`] for many objects (`(bucket, key)`): the events kept for
+    /// those that have one, each once, in no particular order. The DynamoDB adapter reads 100
+    /// per call; the sweeper and the finalizer look up a whole page of objects at once.
+    async fn get_early_events(&self, objects: &[(&str, &str)]) -> Result<Vec<EarlyEvent>> {
+        let mut unique = objects.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut found = Vec::new();
+        for (bucket, key) in unique {
+            found.extend(self.get_early_event(bucket, key).await?);
+        }
+        Ok(found)
+    }
+
     /// Removes a marker set by [`JobStore::set_marker`] (no-op when absent), so a side effect
     /// that failed after claiming its marker can be retried.
     async fn clear_marker(&self, job_id: &str, marker: &str) -> Result<()>;

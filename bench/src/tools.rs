@@ -104,6 +104,18 @@ pub fn config(pairs: &[(&str, String)]) -> shared::Result<shared::config::Config
     shared::config::Config::from_lookup(lookup, &[])
 }
 
+/// The settings a job store and the completion side need: `table`, with every AWS call
+/// going to `endpoint` under the harness's credentials.
+pub fn store_pairs(table: &str, endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("JOBS_TABLE", table.to_string()),
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+    ]
+}
+
 /// An environment lookup over `pairs`.
 pub fn lookup<'a>(pairs: &'a [(&'a str, String)]) -> impl Fn(&str) -> Option<String> + 'a {
     move |name: &str| {

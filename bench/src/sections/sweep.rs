@@ -57,15 +57,7 @@ async fn one_run(
             },
         );
     }
-    let pairs = |url: &str| {
-        vec![
-            ("JOBS_TABLE", table.clone()),
-            ("AWS_ENDPOINT_URL", url.to_string()),
-            ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
-            ("AWS_ACCESS_KEY_ID", tools::ACCESS_KEY.to_string()),
-            ("AWS_SECRET_ACCESS_KEY", tools::SECRET_KEY.to_string()),
-        ]
-    };
+    let pairs = |url: &str| tools::store_pairs(&table, url);
     let err = |e: shared::Error| e.to_string();
     let s3_sdk = shared::config::aws_sdk_config(&tools::config(&pairs(s3_url)).map_err(err)?).await;
     let db_sdk =

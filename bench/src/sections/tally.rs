@@ -68,13 +68,7 @@ struct RunResult {
 
 async fn one_run(knobs: &Knobs, proxy: &proxy::Proxy, run: usize) -> Result<RunResult, String> {
     let table = integration_tests::unique_name("bench-tally");
-    let pairs = [
-        ("JOBS_TABLE", table.clone()),
-        ("AWS_ENDPOINT_URL", proxy.url()),
-        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
-        ("AWS_ACCESS_KEY_ID", tools::ACCESS_KEY.to_string()),
-        ("AWS_SECRET_ACCESS_KEY", tools::SECRET_KEY.to_string()),
-    ];
+    let pairs = tools::store_pairs(&table, &proxy.url());
     let err = |e: shared::Error| e.to_string();
     let config = tools::config(&pairs).map_err(err)?;
     let sdk = shared::config::aws_sdk_config(&config).await;

@@ -57,7 +57,9 @@ size_section() {
     how="\`make build\` (cargo lambda, arm64, release profile): \`target/lambda/<function>/bootstrap.zip\`."
     zips="$CARGO_TARGET_DIR/lambda"
   else
-    how="cargo-lambda is not installed (\`scripts/tools.sh lambda\` installs it), so these are the \
+    local why="cargo-lambda is not installed (\`scripts/tools.sh lambda\` installs it)"
+    [ -x .venv/bin/cargo-lambda ] && why="\`BENCH_SIZE_ARM64=0\` skipped \`make build\`"
+    how="$why, so these are the \
 native x86_64 release binaries of this machine, zipped as \`bootstrap\` the way cargo lambda does \
 (deflate), built in the same cargo invocation as the harness; the arm64 zips of \`make build\` \
 come out close (README, \"Zip sizes\")."

@@ -267,6 +267,25 @@ async fn a_store_failure_names_only_the_failed_sqs_message() {
 /// An SQS batch is tallied as a whole, without a transaction: one listing of the active jobs,
 /// one BatchGetItem of the records, then a receipt, one conditional update per object and one
 /// count for them all (receipt deleted, its id dropped from the shard), counted at a proxy.
+/// A restoring job of 8 objects `<stem> <n>.mov` of 10 bytes in `store`'s (new) table: its id
+/// and keys.
+async fn eight_object_job(store: &DynamoJobStore, stem: &str) -> (String, Vec<String>) {
+    store.ensure_table().await.unwrap();
+    let job = unique_name("job");
+    let keys: Vec<String> = (0..8).map(|i| format!("{stem} {i}.mov")).collect();
+    let objects: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 10)).collect();
+    restoring_job(
+        store,
+        &job,
+        &unique_name("p"),
+        "ed@example.com",
+        BUCKET,
+        &objects,
+    )
+    .await;
+    (job, keys)
+}
+
 /// Repeats inside the batch and across batches count once.
 #[tokio::test]
 async fn an_sqs_batch_costs_one_write_per_object_and_counts_repeats_once() {
@@ -283,19 +302,7 @@ async fn an_sqs_batch_costs_one_write_per_object_and_counts_repeats_once() {
         ),
         unique_name("jobs"),
     ));
-    store.ensure_table().await.unwrap();
-    let job = unique_name("job");
-    let keys: Vec<String> = (0..8).map(|i| format!("p6/reel {i}.mov")).collect();
-    let objects: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 10)).collect();
-    restoring_job(
-        store.as_ref(),
-        &job,
-        &unique_name("p"),
-        "ed@example.com",
-        BUCKET,
-        &objects,
-    )
-    .await;
+    let (job, keys) = eight_object_job(&store, "p6/reel").await;
     let completion = completion(store.clone()).await;
     let batch = |keys: &[&String]| {
         let records: Vec<_> = keys
@@ -375,19 +382,7 @@ async fn a_batch_settlement_stopped_midway_loses_no_count_and_adds_none_twice() 
             aws_sdk_dynamodb::Client::new(&sdk),
             unique_name("jobs"),
         ));
-        store.ensure_table().await.unwrap();
-        let job = unique_name("job");
-        let keys: Vec<String> = (0..8).map(|i| format!("p7/clip {i}.mov")).collect();
-        let objects: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 10)).collect();
-        restoring_job(
-            store.as_ref(),
-            &job,
-            &unique_name("p"),
-            "ed@example.com",
-            BUCKET,
-            &objects,
-        )
-        .await;
+        let (job, keys) = eight_object_job(&store, "p7/clip").await;
         let completion = Completion::new(
             store.clone(),
             Arc::new(S3ObjectStore::from_sdk_config(&aws_config().await)),

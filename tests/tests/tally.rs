@@ -267,6 +267,19 @@ async fn a_store_failure_names_only_the_failed_sqs_message() {
 /// An SQS batch is tallied as a whole, without a transaction: one listing of the active jobs,
 /// one BatchGetItem of the records, then a receipt, one conditional update per object and one
 /// count for them all (receipt deleted, its id dropped from the shard), counted at a proxy.
+/// An SQS batch of one S3 completion notification per key (repeats allowed).
+fn sqs_batch(keys: &[&String]) -> serde_json::Value {
+    let records: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            json!({"eventSource": "aws:sqs", "messageId": format!("m{i}"),
+                   "body": s3_restore_event(BUCKET, key, EXPIRY).to_string()})
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
 /// A restoring job of 8 objects `<stem> <n>.mov` of 10 bytes in `store`'s (new) table: its id
 /// and keys.
 async fn eight_object_job(store: &DynamoJobStore, stem: &str) -> (String, Vec<String>) {
@@ -304,22 +317,11 @@ async fn an_sqs_batch_costs_one_write_per_object_and_counts_repeats_once() {
     ));
     let (job, keys) = eight_object_job(&store, "p6/reel").await;
     let completion = completion(store.clone()).await;
-    let batch = |keys: &[&String]| {
-        let records: Vec<_> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, key)| {
-                json!({"eventSource": "aws:sqs", "messageId": format!("m{i}"),
-                       "body": s3_restore_event(BUCKET, key, EXPIRY).to_string()})
-            })
-            .collect();
-        json!({ "Records": records })
-    };
     // 8 objects, two of them twice in the same batch.
     let mut first: Vec<&String> = keys.iter().collect();
     first.extend([&keys[3], &keys[0]]);
     let calls_before = proxy.calls().len();
-    let result = completion.handle_events(&batch(&first)).await.unwrap();
+    let result = completion.handle_events(&sqs_batch(&first)).await.unwrap();
     // The proxy notes a call just after answering it.
     proxy.wait_idle(std::time::Duration::from_secs(10)).await;
     let calls: Vec<String> = proxy.calls()[calls_before..]
@@ -336,7 +338,10 @@ async fn an_sqs_batch_costs_one_write_per_object_and_counts_repeats_once() {
         "one listing, one read, the receipt, a write per object, the count, the receipt's end"
     );
     // The same objects again (a redelivered batch): read, nothing to write.
-    let again = completion.handle_events(&batch(&first[..4])).await.unwrap();
+    let again = completion
+        .handle_events(&sqs_batch(&first[..4]))
+        .await
+        .unwrap();
     assert_eq!((again.completed, again.settled), (4, 0));
     let view = store.get_job(&job).await.unwrap().unwrap();
     assert_eq!(view.settled.restored, 8);
@@ -390,15 +395,7 @@ async fn a_batch_settlement_stopped_midway_loses_no_count_and_adds_none_twice() 
             None,
             CompletionSettings::new(manifests.clone(), PriceList::aws()),
         );
-        let records: Vec<_> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, key)| {
-                json!({"eventSource": "aws:sqs", "messageId": format!("m{i}"),
-                       "body": s3_restore_event(BUCKET, key, EXPIRY).to_string()})
-            })
-            .collect();
-        let batch = json!({ "Records": records });
+        let batch = sqs_batch(&keys.iter().collect::<Vec<_>>());
 
         for (operation, needle) in &refused {
             proxy.refuse_dynamodb(operation, needle);
